@@ -1,0 +1,160 @@
+package io.vimgfs.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Deque;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * Finds and deletes what nothing references: blobs not reachable from index.json (through
+ * manifests, configs and backing digests), staging files no live writer holds, and temporary
+ * index files. Callers hold the store lock, so no commit is half done while it runs.
+ */
+final class GarbageCollector {
+    private static final System.Logger LOG = System.getLogger(GarbageCollector.class.getName());
+
+    private final BlobFiles files;
+    private final Consumer<CrashPoint> crashHook;
+
+    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook) {
+        this.files = files;
+        this.crashHook = crashHook;
+    }
+
+    GcReport collect(Catalog catalog, boolean dryRun) throws IOException {
+        Set<Digest> live = mark(catalog);
+        List<GcReport.Removal> removals = new ArrayList<>();
+        try (DirectoryStream<Path> blobs = Files.newDirectoryStream(files.blobDir())) {
+            for (Path blob : blobs) {
+                String name = blob.getFileName().toString();
+                if (Digest.isHex64(name) && !live.contains(new Digest(name))) {
+                    removals.add(new GcReport.Removal(blob, sizeOf(blob), "not referenced by index.json or any image's backing"));
+                }
+            }
+        }
+        removals.addAll(staleWorkFiles());
+        if (!dryRun) {
+            delete(removals);
+        }
+        return new GcReport(dryRun, removals);
+    }
+
+    /** Deletes the blobs of images a change dropped, unless the new catalog still reaches them. */
+    void sweepDropped(Catalog before, Catalog after) throws IOException {
+        Set<Digest> candidates = new HashSet<>();
+        for (StoredImage image : before.images()) {
+            if (after.image(image.layer()).isEmpty()) {
+                candidates.addAll(List.of(image.manifest(), image.config(), image.layer()));
+            }
+        }
+        if (candidates.isEmpty()) {
+            return;
+        }
+        candidates.removeAll(mark(after));
+        List<GcReport.Removal> removals = new ArrayList<>();
+        for (Digest digest : candidates) {
+            removals.add(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name"));
+        }
+        delete(removals);
+    }
+
+    /** Staging files whose writer is gone, and index files a crash left half-renamed. */
+    List<GcReport.Removal> staleWorkFiles() throws IOException {
+        List<GcReport.Removal> stale = new ArrayList<>();
+        try (DirectoryStream<Path> staged = Files.newDirectoryStream(files.stagingDir())) {
+            for (Path file : staged) {
+                if (!heldByWriter(file)) {
+                    stale.add(new GcReport.Removal(file, sizeOf(file), "staging file left by an interrupted import or upload"));
+                }
+            }
+        }
+        try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(), OciLayout.INDEX_FILE + ".*.tmp")) {
+            for (Path file : temps) {
+                stale.add(new GcReport.Removal(file, sizeOf(file), "temporary index left by an interrupted commit"));
+            }
+        }
+        return stale;
+    }
+
+    /** Every blob the catalog reaches. Foreign descriptors are followed through their manifests. */
+    Set<Digest> mark(Catalog catalog) throws IOException {
+        Set<Digest> live = new HashSet<>();
+        for (StoredImage image : catalog.images()) {
+            live.add(image.manifest());
+            live.add(image.config());
+            live.add(image.layer());
+            image.backing().ifPresent(live::add);
+        }
+        Deque<Digest> manifests = new ArrayDeque<>();
+        for (JsonNode descriptor : catalog.foreign()) {
+            manifests.add(OciLayout.digestOf(descriptor));
+        }
+        while (!manifests.isEmpty()) {
+            Digest manifest = manifests.pop();
+            if (!live.add(manifest) || !files.exists(manifest)) {
+                continue;
+            }
+            try {
+                OciLayout.ManifestRefs refs = OciLayout.references(manifest, files.read(manifest));
+                refs.config().ifPresent(live::add);
+                live.addAll(refs.layers());
+                manifests.addAll(refs.manifests());
+            } catch (StoreDamagedException e) {
+                LOG.log(System.Logger.Level.WARNING, "cannot follow " + manifest + ": " + e.getMessage());
+            }
+        }
+        return live;
+    }
+
+    private void delete(Collection<GcReport.Removal> removals) throws IOException {
+        boolean first = true;
+        for (GcReport.Removal removal : removals) {
+            Files.deleteIfExists(removal.file());
+            if (first) {
+                crashHook.accept(CrashPoint.SWEEPING);
+                first = false;
+            }
+        }
+    }
+
+    /**
+     * A live writer holds a lock on its staging file. In this process that shows as an
+     * OverlappingFileLockException; in another, as a failed tryLock.
+     */
+    private static boolean heldByWriter(Path file) throws IOException {
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            FileLock lock = channel.tryLock();
+            if (lock == null) {
+                return true;
+            }
+            lock.release();
+            return false;
+        } catch (OverlappingFileLockException e) {
+            return true;
+        } catch (NoSuchFileException e) {
+            return true; // placed or abandoned meanwhile: not ours to delete
+        }
+    }
+
+    private static long sizeOf(Path file) {
+        try {
+            return Files.size(file);
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,558 @@
+package io.vimgfs.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileStore;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * A store of VM disk images in an OCI image layout (SPEC §7): the one entry point to it.
+ *
+ * <p>Readers see an immutable {@link Catalog} snapshot and take no lock. Writers take the
+ * {@link StoreLock}, reload if another process committed, build a new catalog, write index.json
+ * atomically and then publish the new snapshot. Blobs are always durable in {@code blobs/}
+ * before index.json names them, so a crash leaves at most orphans, which GC removes.
+ */
+public final class ImageStore implements Closeable {
+    private static final System.Logger LOG = System.getLogger(ImageStore.class.getName());
+    private static final Pattern DIGEST_PREFIX = Pattern.compile("(?:sha256:)?([0-9a-f]{3,64})");
+    private static final Pattern OTHER_DIGEST = Pattern.compile("[a-z0-9]+:[0-9a-fA-F]{32,}");
+    private static final int COPY_CHUNK = 1 << 20;
+
+    private final BlobFiles files;
+    private final StoreOptions options;
+    private final StoreLock lock;
+    private final GarbageCollector collector;
+    /** Images read from manifest and config blobs, so reloading index.json never re-reads them. */
+    private final Cache<Digest, StoredImage> imagesByManifest =
+            Caffeine.newBuilder().maximumSize(100_000).build();
+    private final AtomicLong generation = new AtomicLong();
+    private volatile Snapshot current;
+
+    /** A catalog and the version of index.json it was read from. */
+    private record Snapshot(Catalog catalog, IndexVersion version, long generation) {
+    }
+
+    /** Identifies one index.json file: every commit renames a new file into place. */
+    private record IndexVersion(Object fileKey, long modifiedNanos, long size) {
+    }
+
+    private ImageStore(BlobFiles files, StoreOptions options, StoreLock lock) {
+        this.files = files;
+        this.options = options;
+        this.lock = lock;
+        this.collector = new GarbageCollector(files, options.crashHook());
+    }
+
+    public static ImageStore open(Path root) throws IOException {
+        return open(root, StoreOptions.defaults());
+    }
+
+    /** Opens the store at {@code root}, creating it when the directory is absent or empty. */
+    public static ImageStore open(Path root, StoreOptions options) throws IOException {
+        Path absolute = root.toAbsolutePath().normalize();
+        BlobFiles files = new BlobFiles(absolute);
+        refuseForeignDirectory(files);
+        files.createDirectories();
+        StoreLock lock = new StoreLock(files.workDir().resolve("lock"));
+        ImageStore store = new ImageStore(files, options, lock);
+        try {
+            lock.exclusive(() -> {
+                store.initialiseLayout();
+                store.current = store.load();
+                return null;
+            });
+        } catch (IOException | RuntimeException e) {
+            lock.close();
+            throw e;
+        }
+        return store;
+    }
+
+    private static void refuseForeignDirectory(BlobFiles files) throws IOException {
+        Path root = files.root();
+        if (Files.exists(root) && !Files.isDirectory(root)) {
+            throw new StoreDamagedException("store " + root + " is not a directory");
+        }
+        if (Files.isDirectory(root) && !Files.exists(files.layoutFile())) {
+            try (Stream<Path> entries = Files.list(root)) {
+                if (entries.anyMatch(p -> !p.getFileName().toString().equals(BlobFiles.WORK_DIR)
+                        && !p.getFileName().toString().equals("blobs"))) {
+                    throw new StoreDamagedException("store " + root + " is a non-empty directory without an "
+                            + "oci-layout file: not a vimgfs store; choose an empty or new directory");
+                }
+            }
+        }
+    }
+
+    private void initialiseLayout() throws IOException {
+        if (!Files.exists(files.layoutFile())) {
+            BlobFiles.writeSynced(files.layoutFile(), OciLayout.LAYOUT_JSON);
+        } else {
+            String layout = Files.readString(files.layoutFile());
+            if (!layout.replace(" ", "").contains("\"imageLayoutVersion\":\"1.0.0\"")) {
+                throw new StoreDamagedException("store " + files.root() + " has an unsupported oci-layout: " + layout.strip());
+            }
+        }
+        if (!Files.exists(files.index())) {
+            files.replaceIndex(OciLayout.emptyIndexJson(), () -> { });
+        }
+    }
+
+    public Path root() {
+        return files.root();
+    }
+
+    /** Increases whenever the catalog changes, here or (after {@link #refresh}) in another process. */
+    public long generation() {
+        return current.generation();
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    /** Rereads index.json if another process replaced it; returns whether anything changed. */
+    public boolean refresh() throws IOException {
+        IndexVersion onDisk = indexVersion();
+        if (onDisk.equals(current.version())) {
+            return false;
+        }
+        return lock.exclusive(() -> {
+            Snapshot before = current;
+            reloadIfChanged();
+            return current != before;
+        });
+    }
+
+    /** Every image, names included, in digest order. */
+    public List<ImageInfo> list() {
+        Catalog catalog = current.catalog();
+        return catalog.images().stream().map(catalog::info).toList();
+    }
+
+    /** Every name and the image it refers to, in name order. */
+    public Map<ImageName, Digest> names() {
+        return current.catalog().names();
+    }
+
+    public Optional<ImageInfo> image(Digest digest) {
+        Catalog catalog = current.catalog();
+        return catalog.image(digest).map(catalog::info);
+    }
+
+    public Optional<ImageInfo> image(ImageName name) {
+        Catalog catalog = current.catalog();
+        return catalog.digestOf(name).flatMap(catalog::image).map(catalog::info);
+    }
+
+    /**
+     * Finds the image a user means: a name (optionally pinned), {@code sha256:<hex>}, or a unique
+     * prefix of at least three hex digits. A name wins over a digest prefix spelling the same.
+     */
+    public ImageInfo resolve(String reference) throws StoreException {
+        Catalog catalog = current.catalog();
+        Matcher prefix = DIGEST_PREFIX.matcher(reference);
+        if (prefix.matches()) {
+            Optional<Digest> named = parseNameQuietly(reference).flatMap(catalog::digestOf);
+            if (named.isPresent()) {
+                return catalog.info(catalog.image(named.get()).orElseThrow());
+            }
+            List<Digest> matches = catalog.withPrefix(prefix.group(1));
+            if (matches.size() > 1) {
+                throw new AmbiguousReferenceException(prefix.group(1), matches);
+            }
+            return matches.stream().findFirst().flatMap(catalog::image).map(catalog::info)
+                    .orElseThrow(() -> new ImageNotFoundException(reference));
+        }
+        if (OTHER_DIGEST.matcher(reference).matches()) {
+            Digest.parse(reference); // a digest in another algorithm: say so rather than "not found"
+        }
+        Reference parsed = Reference.parse(reference);
+        return catalog.digestOf(parsed.name())
+                .filter(digest -> parsed.pin().map(digest::equals).orElse(true))
+                .flatMap(catalog::image).map(catalog::info)
+                .orElseThrow(() -> new ImageNotFoundException(reference));
+    }
+
+    private static Optional<ImageName> parseNameQuietly(String reference) {
+        try {
+            return Optional.of(ImageName.parse(reference));
+        } catch (InvalidNameException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** Opens an image's bytes for reading; the channel stays readable after the image is removed. */
+    public FileChannel openImage(Digest digest) throws IOException {
+        try {
+            return FileChannel.open(files.blob(digest), StandardOpenOption.READ);
+        } catch (NoSuchFileException e) {
+            throw new ImageNotFoundException(digest.toString());
+        }
+    }
+
+    /** Where an image's bytes live, for stat-like questions (allocation); never write to it. */
+    public Path imagePath(Digest digest) {
+        return files.blob(digest);
+    }
+
+    public StoreStats stats() throws IOException {
+        FileStore store = Files.getFileStore(files.root());
+        Catalog catalog = current.catalog();
+        long imageBytes = catalog.images().stream().mapToLong(StoredImage::size).sum();
+        return new StoreStats(store.getTotalSpace(), store.getUnallocatedSpace(), store.getUsableSpace(),
+                store.getBlockSize(), catalog.images().size(), catalog.names().size(), imageBytes);
+    }
+
+    // ---- adding --------------------------------------------------------------------------
+
+    /** Starts an upload into the staging area; {@link #place} turns it into an image. */
+    public Upload beginUpload() throws IOException {
+        return Upload.create(files.newStagingPath());
+    }
+
+    /** Imports a file under a name, hashing while it copies; runs of zeros stay holes. */
+    public ImageInfo importFile(Path source, Reference reference, LongConsumer progress) throws IOException {
+        try (InputStream in = Files.newInputStream(source)) {
+            return importStream(in, reference, progress);
+        }
+    }
+
+    public ImageInfo importStream(InputStream in, Reference reference, LongConsumer progress) throws IOException {
+        Upload upload = beginUpload();
+        try {
+            byte[] chunk = new byte[COPY_CHUNK];
+            long position = 0;
+            int n;
+            while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
+                ByteBuffer data = ByteBuffer.wrap(chunk, 0, n);
+                if (!allZero(chunk, n)) {
+                    upload.write(data, position);
+                }
+                position += n;
+                progress.accept(n);
+            }
+            upload.truncate(position);
+            return place(upload, reference);
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    private static boolean allZero(byte[] chunk, int length) {
+        return java.util.Arrays.mismatch(chunk, 0, length, new byte[length], 0, length) < 0;
+    }
+
+    /**
+     * Hashes, checks and places an upload under the reference's name (SPEC §4, §6). The upload is
+     * consumed: placed, or on any failure dropped, and in both cases closed.
+     */
+    public ImageInfo place(Upload upload, Reference reference) throws IOException {
+        try {
+            options.crashHook().accept(CrashPoint.STAGED);
+            Digest digest = upload.seal(n -> { });
+            options.crashHook().accept(CrashPoint.STAGED_SYNCED);
+            long size = upload.size();
+            if (reference.pin().isPresent() && !reference.pin().get().equals(digest)) {
+                throw new DigestMismatchException(reference.pin().get(), digest);
+            }
+            refresh();
+            Optional<StoredImage> known = current.catalog().image(digest);
+            ProbeResult probe = known.isPresent() ? null : probe(upload.channel(), size);
+            Optional<Digest> backing = known.isPresent() ? known.get().backing() : backingDigest(probe);
+            return lock.exclusive(() -> {
+                reloadIfChanged();
+                Catalog catalog = current.catalog();
+                if (backing.isPresent() && catalog.image(backing.get()).isEmpty()) {
+                    throw new ImageRejectedException(ImageRejectedException.Reason.MISSING_BACKING,
+                            "backing image " + backing.get() + " is not in the store; add the base image first");
+                }
+                StoredImage image = catalog.image(digest).orElse(null);
+                if (image == null) {
+                    files.install(upload.file(), digest);
+                    files.syncBlobDir();
+                    options.crashHook().accept(CrashPoint.LAYER_PLACED);
+                    image = writeMetadata(digest, size, probe, backing);
+                    options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
+                }
+                commit(catalog.withName(reference.name(), image));
+                return current.catalog().info(image);
+            });
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    private static ProbeResult probe(FileChannel channel, long size) throws IOException {
+        if (size == 0) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.EMPTY, "the file is empty: an image needs at least one byte");
+        }
+        return FormatProbe.probe(channel);
+    }
+
+    /** The digest a backing file name refers to, if it is one of the forms SPEC §6 allows. */
+    private Optional<Digest> backingDigest(ProbeResult probe) throws ImageRejectedException {
+        if (probe.backingFile().isEmpty()) {
+            return Optional.empty();
+        }
+        String backing = probe.backingFile().get();
+        if (Digest.isHex64(backing)) {
+            return Optional.of(new Digest(backing));
+        }
+        for (Path root : options.mountRoots()) {
+            String prefix = root.toAbsolutePath().normalize() + "/by-digest/sha256/";
+            if (backing.startsWith(prefix) && Digest.isHex64(backing.substring(prefix.length()))) {
+                return Optional.of(new Digest(backing.substring(prefix.length())));
+            }
+        }
+        throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING,
+                "backing file '" + InvalidNameException.printable(backing) + "' is outside the store: a backing file must be"
+                        + " a stored image's bare digest (<64 hex>) or <mountpoint>/by-digest/sha256/<64 hex>");
+    }
+
+    private StoredImage writeMetadata(Digest layer, long size, ProbeResult probe, Optional<Digest> backing)
+            throws IOException {
+        Instant created = options.clock().instant();
+        byte[] config = OciLayout.configJson(probe.format(), probe.virtualSize(), probe.clusterSize(), backing, created);
+        Digest configDigest = files.writeBlob(config);
+        byte[] manifest = OciLayout.manifestJson(configDigest, config.length, probe.format(), layer, size, created);
+        Digest manifestDigest = files.writeBlob(manifest);
+        files.syncBlobDir();
+        return new StoredImage(layer, size, probe.format(), probe.virtualSize(), probe.clusterSize(), backing,
+                created, manifestDigest, manifest.length, configDigest);
+    }
+
+    // ---- names and removal ---------------------------------------------------------------
+
+    /** Gives an existing image (by name or digest) another name, moving the name if it is taken. */
+    public ImageInfo tag(String source, ImageName newName) throws IOException {
+        return lock.exclusive(() -> {
+            reloadIfChanged();
+            Digest digest = resolve(source).digest();
+            Catalog catalog = current.catalog();
+            commit(catalog.withName(newName, catalog.image(digest).orElseThrow()));
+            return current.catalog().info(current.catalog().image(digest).orElseThrow());
+        });
+    }
+
+    /** Removes a name; the image goes with its last name unless an overlay still needs it. */
+    public void untag(ImageName name) throws IOException {
+        lock.exclusive(() -> {
+            reloadIfChanged();
+            Catalog catalog = current.catalog();
+            if (catalog.digestOf(name).isEmpty()) {
+                throw new ImageNotFoundException(name.toString());
+            }
+            commit(catalog.withoutNames(List.of(name)));
+            return null;
+        });
+    }
+
+    /**
+     * Removes an image and all its names. An image that is the backing of another stays, without
+     * names, as long as that overlay lives; the result says whether the image is gone.
+     */
+    public boolean removeImage(Digest digest) throws IOException {
+        return lock.exclusive(() -> {
+            reloadIfChanged();
+            Catalog catalog = current.catalog();
+            if (catalog.image(digest).isEmpty()) {
+                throw new ImageNotFoundException(digest.toString());
+            }
+            commit(catalog.withoutNames(catalog.namesOf(digest)));
+            return current.catalog().image(digest).isEmpty();
+        });
+    }
+
+    // ---- maintenance ---------------------------------------------------------------------
+
+    public GcReport collectGarbage(boolean dryRun) throws IOException {
+        return lock.exclusive(() -> {
+            reloadIfChanged();
+            return collector.collect(current.catalog(), dryRun);
+        });
+    }
+
+    /** Removes staging files whose writer is gone (done at every mount). */
+    public List<GcReport.Removal> removeStaleStaging() throws IOException {
+        return lock.exclusive(() -> {
+            List<GcReport.Removal> stale = collector.staleWorkFiles();
+            for (GcReport.Removal removal : stale) {
+                Files.deleteIfExists(removal.file());
+            }
+            return stale;
+        });
+    }
+
+    /** Total bytes an fsck hashes, for a progress bar. */
+    public long fsckBytes() throws IOException {
+        return new StoreChecker(files).bytesToHash();
+    }
+
+    /**
+     * Re-hashes every blob and checks every reference. With {@code repair}, drops index entries
+     * that point at missing or corrupt blobs, deletes corrupt blobs, and collects garbage.
+     */
+    public FsckReport fsck(boolean repair, LongConsumer progress) throws IOException {
+        return lock.exclusive(() -> {
+            StoreChecker.Result result = new StoreChecker(files).check(Files.readAllBytes(files.index()), progress);
+            if (!repair || result.report().clean()) {
+                return result.report();
+            }
+            List<String> repairs = new ArrayList<>();
+            for (JsonNode dropped : result.broken()) {
+                repairs.add("dropped index entry " + describe(dropped) + " (it points at a missing or corrupt blob)");
+            }
+            if (!result.broken().isEmpty()) {
+                files.replaceIndex(OciLayout.indexJson(result.healthy()), () -> { });
+            }
+            for (Digest corrupt : result.corrupt()) {
+                files.delete(corrupt);
+                repairs.add("deleted corrupt blob " + corrupt);
+            }
+            current = load();
+            for (GcReport.Removal removal : collector.collect(current.catalog(), false).removals()) {
+                repairs.add("removed " + files.root().relativize(removal.file()) + ": " + removal.reason());
+            }
+            FsckReport report = result.report();
+            return new FsckReport(report.blobsChecked(), report.bytesChecked(), report.problems(), repairs);
+        });
+    }
+
+    private static String describe(JsonNode descriptor) {
+        String name = descriptor.path("annotations").path(OciLayout.REF_NAME).asText("");
+        String digest = descriptor.path("digest").asText();
+        return name.isEmpty() ? digest : name + " (" + digest + ")";
+    }
+
+    /**
+     * Claims the store for one mount: a second mount of the same store fails with
+     * {@link StoreLockedException}. The claim ends when closed or when the process dies.
+     */
+    public Closeable claimMount(Path mountpoint) throws IOException {
+        Path claimFile = files.workDir().resolve("mount.lock");
+        FileChannel channel = FileChannel.open(claimFile, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        try {
+            var claim = channel.tryLock();
+            if (claim == null) {
+                String holder = new String(Files.readAllBytes(claimFile), java.nio.charset.StandardCharsets.UTF_8).strip();
+                throw new StoreLockedException("store " + files.root() + " is already mounted"
+                        + (holder.isEmpty() ? "" : " (" + holder + ")") + "; unmount it first");
+            }
+            channel.truncate(0);
+            channel.write(ByteBuffer.wrap(("at " + mountpoint + " by pid " + ProcessHandle.current().pid())
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8)), 0);
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
+        return channel::close;
+    }
+
+    @Override
+    public void close() throws IOException {
+        lock.close();
+    }
+
+    // ---- snapshots -----------------------------------------------------------------------
+
+    /** Writes the catalog to index.json, publishes it, and deletes what the change made garbage. */
+    private void commit(Catalog next) throws IOException {
+        Catalog before = current.catalog();
+        if (next == before) {
+            return;
+        }
+        files.replaceIndex(OciLayout.indexJson(next), () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
+        current = new Snapshot(next, indexVersion(), generation.incrementAndGet());
+        options.crashHook().accept(CrashPoint.INDEX_REPLACED);
+        collector.sweepDropped(before, next);
+    }
+
+    private void reloadIfChanged() throws IOException {
+        if (!indexVersion().equals(current.version())) {
+            current = load();
+        }
+    }
+
+    private Snapshot load() throws IOException {
+        IndexVersion version = indexVersion();
+        byte[] bytes = Files.readAllBytes(files.index());
+        OciLayout.Index index = OciLayout.parseIndex(bytes);
+        Map<Digest, StoredImage> images = new HashMap<>();
+        Map<ImageName, Digest> names = new HashMap<>();
+        List<JsonNode> foreign = new ArrayList<>(index.foreign());
+        for (OciLayout.Entry entry : index.entries()) {
+            Optional<StoredImage> image = readImage(entry);
+            if (image.isEmpty()) {
+                foreign.add(entry.raw()); // kept verbatim; fsck reports it
+                continue;
+            }
+            images.put(image.get().layer(), image.get());
+            entry.name().ifPresent(name -> names.put(name, image.get().layer()));
+        }
+        return new Snapshot(Catalog.of(images.values(), names, foreign), version, generation.incrementAndGet());
+    }
+
+    private Optional<StoredImage> readImage(OciLayout.Entry entry) {
+        if (entry.cached().isPresent()) {
+            return entry.cached();
+        }
+        try {
+            return Optional.of(imagesByManifest.get(entry.manifest(), this::readImageBlobs));
+        } catch (UncheckedIOException e) {
+            LOG.log(System.Logger.Level.WARNING, "store " + files.root() + ": cannot read image " + entry.manifest()
+                    + " (" + e.getCause().getMessage() + "); run 'vimgfs fsck'");
+            return Optional.empty();
+        }
+    }
+
+    private StoredImage readImageBlobs(Digest manifest) {
+        try {
+            byte[] manifestBytes = files.read(manifest);
+            byte[] config = files.read(OciLayout.configOf(manifest, manifestBytes));
+            return OciLayout.parseImage(manifest, manifestBytes, config);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private IndexVersion indexVersion() throws IOException {
+        try {
+            BasicFileAttributes attributes = Files.readAttributes(files.index(), BasicFileAttributes.class);
+            return new IndexVersion(attributes.fileKey(), attributes.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS),
+                    attributes.size());
+        } catch (NoSuchFileException e) {
+            throw new StoreDamagedException("store " + files.root() + " has no index.json; run 'vimgfs fsck --repair'", e);
+        }
+    }
+
+    /** Images sorted for display by their first name, nameless ones last. */
+    public static Comparator<ImageInfo> byFirstName() {
+        return Comparator.comparing((ImageInfo i) -> i.names().isEmpty())
+                .thenComparing(i -> i.names().isEmpty() ? "" : i.names().get(0).toString())
+                .thenComparing(ImageInfo::digest);
+    }
+}

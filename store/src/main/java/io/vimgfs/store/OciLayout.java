@@ -1,0 +1,305 @@
+package io.vimgfs.store;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The JSON documents of the OCI image layout (SPEC §7): {@code oci-layout}, {@code index.json},
+ * and each image's manifest and config. Only this class knows their shape.
+ *
+ * <p>Index descriptors also carry {@code io.vimgfs.*} annotations that repeat what the manifest
+ * and config say, so a store of 10,000 images opens by reading one file. They are a cache: a
+ * descriptor without them (written by another tool) is read from its blobs instead.
+ */
+final class OciLayout {
+    static final String LAYOUT_FILE = "oci-layout";
+    static final String INDEX_FILE = "index.json";
+    static final byte[] LAYOUT_JSON = "{\"imageLayoutVersion\":\"1.0.0\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+
+    static final String INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json";
+    static final String MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json";
+    static final String ARTIFACT_TYPE = "application/vnd.vimgfs.image.v1";
+    static final String CONFIG_MEDIA_TYPE = "application/vnd.vimgfs.image.config.v1+json";
+
+    static final String REF_NAME = "org.opencontainers.image.ref.name";
+    static final String CREATED = "org.opencontainers.image.created";
+    private static final String LAYER_DIGEST = "io.vimgfs.layer.digest";
+    private static final String LAYER_SIZE = "io.vimgfs.layer.size";
+    private static final String CONFIG_DIGEST = "io.vimgfs.config.digest";
+    private static final String FORMAT = "io.vimgfs.format";
+    private static final String VIRTUAL_SIZE = "io.vimgfs.virtual-size";
+    private static final String CLUSTER_SIZE = "io.vimgfs.cluster-size";
+    private static final String BACKING = "io.vimgfs.backing";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private OciLayout() {
+    }
+
+    /** One descriptor of index.json that vimgfs understands; {@code name} is empty for a kept base. */
+    record Entry(Optional<ImageName> name, Digest manifest, long manifestSize, Optional<StoredImage> cached,
+            JsonNode raw) {
+    }
+
+    /** index.json as read: our descriptors, and any others (kept verbatim so we never drop them). */
+    record Index(List<Entry> entries, List<JsonNode> foreign) {
+    }
+
+    /** What a manifest references, for marking and checking. */
+    record ManifestRefs(Optional<Digest> config, List<Digest> layers, List<Digest> manifests) {
+    }
+
+    static byte[] configJson(ImageFormat format, long virtualSize, int clusterSize, Optional<Digest> backing,
+            Instant created) {
+        ObjectNode config = JSON.createObjectNode();
+        config.put("format", format.id());
+        config.put("virtualSize", virtualSize);
+        if (clusterSize > 0) {
+            config.put("clusterSize", clusterSize);
+        }
+        backing.ifPresent(d -> config.put("backing", d.toString()));
+        config.put("created", created.toString());
+        return bytes(config);
+    }
+
+    static byte[] manifestJson(Digest config, long configSize, ImageFormat format, Digest layer, long layerSize,
+            Instant created) {
+        ObjectNode manifest = JSON.createObjectNode();
+        manifest.put("schemaVersion", 2);
+        manifest.put("mediaType", MANIFEST_MEDIA_TYPE);
+        manifest.put("artifactType", ARTIFACT_TYPE);
+        manifest.set("config", descriptor(CONFIG_MEDIA_TYPE, config, configSize));
+        manifest.putArray("layers").add(descriptor(format.mediaType(), layer, layerSize));
+        manifest.putObject("annotations").put(CREATED, created.toString());
+        return bytes(manifest);
+    }
+
+    /** Reads an image from its manifest and config blobs. */
+    static StoredImage parseImage(Digest manifestDigest, byte[] manifestBytes, byte[] configBytes)
+            throws StoreDamagedException {
+        JsonNode manifest = tree(manifestBytes, manifestDigest);
+        JsonNode config = tree(configBytes, manifestDigest);
+        try {
+            JsonNode layers = manifest.path("layers");
+            if (!ARTIFACT_TYPE.equals(manifest.path("artifactType").asText()) || layers.size() != 1) {
+                throw new StoreDamagedException("manifest " + manifestDigest + " is not a vimgfs image manifest");
+            }
+            JsonNode layer = layers.get(0);
+            String backing = config.path("backing").asText("");
+            return new StoredImage(
+                    Digest.parse(layer.path("digest").asText()),
+                    layer.path("size").asLong(),
+                    ImageFormat.ofMediaType(layer.path("mediaType").asText()),
+                    config.path("virtualSize").asLong(),
+                    config.path("clusterSize").asInt(0),
+                    backing.isEmpty() ? Optional.empty() : Optional.of(Digest.parse(backing)),
+                    Instant.parse(config.path("created").asText()),
+                    manifestDigest,
+                    manifestBytes.length,
+                    Digest.parse(manifest.path("config").path("digest").asText()));
+        } catch (InvalidNameException | IllegalArgumentException | DateTimeParseException e) {
+            throw new StoreDamagedException("manifest " + manifestDigest + " or its config is malformed: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** The config digest of a manifest, to read it before the image can be parsed. */
+    static Digest configOf(Digest manifestDigest, byte[] manifestBytes) throws StoreDamagedException {
+        ManifestRefs refs = references(manifestDigest, manifestBytes);
+        return refs.config().orElseThrow(() ->
+                new StoreDamagedException("manifest " + manifestDigest + " has no config"));
+    }
+
+    /** Every blob a manifest (or nested index) points at; used by GC and fsck for any descriptor. */
+    static ManifestRefs references(Digest manifestDigest, byte[] manifestBytes) throws StoreDamagedException {
+        JsonNode manifest = tree(manifestBytes, manifestDigest);
+        try {
+            Optional<Digest> config = manifest.has("config")
+                    ? Optional.of(Digest.parse(manifest.path("config").path("digest").asText()))
+                    : Optional.empty();
+            List<Digest> layers = new ArrayList<>();
+            for (JsonNode layer : manifest.path("layers")) {
+                layers.add(Digest.parse(layer.path("digest").asText()));
+            }
+            List<Digest> manifests = new ArrayList<>();
+            for (JsonNode child : manifest.path("manifests")) {
+                manifests.add(Digest.parse(child.path("digest").asText()));
+            }
+            return new ManifestRefs(config, layers, manifests);
+        } catch (InvalidNameException e) {
+            throw new StoreDamagedException("manifest " + manifestDigest + " references a bad digest: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** The backing digest a config names, if the config is a vimgfs one. */
+    static Optional<Digest> backingOf(byte[] configBytes) {
+        try {
+            String backing = JSON.readTree(configBytes).path("backing").asText("");
+            return backing.isEmpty() ? Optional.empty() : Optional.of(Digest.parse(backing));
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    static Index parseIndex(byte[] bytes) throws StoreDamagedException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(bytes);
+        } catch (IOException e) {
+            throw new StoreDamagedException("index.json is not valid JSON: " + e.getMessage(), e);
+        }
+        if (root == null || !root.path("manifests").isArray() || root.path("schemaVersion").asInt() != 2) {
+            throw new StoreDamagedException("index.json is not an OCI image index (schemaVersion 2 with a manifests array)");
+        }
+        List<Entry> entries = new ArrayList<>();
+        List<JsonNode> foreign = new ArrayList<>();
+        for (JsonNode descriptor : root.path("manifests")) {
+            Optional<Entry> entry = ourEntry(descriptor);
+            if (entry.isPresent()) {
+                entries.add(entry.get());
+            } else {
+                foreign.add(descriptor);
+            }
+        }
+        return new Index(entries, foreign);
+    }
+
+    private static Optional<Entry> ourEntry(JsonNode descriptor) throws StoreDamagedException {
+        if (!ARTIFACT_TYPE.equals(descriptor.path("artifactType").asText())) {
+            return Optional.empty();
+        }
+        JsonNode annotations = descriptor.path("annotations");
+        try {
+            Digest manifest = Digest.parse(descriptor.path("digest").asText());
+            long size = descriptor.path("size").asLong();
+            String refName = annotations.path(REF_NAME).asText("");
+            Optional<ImageName> name = refName.isEmpty() ? Optional.empty() : Optional.of(ImageName.parse(refName));
+            return Optional.of(new Entry(name, manifest, size, cachedImage(annotations, manifest, size), descriptor));
+        } catch (InvalidNameException e) {
+            throw new StoreDamagedException("index.json has a bad descriptor: " + e.getMessage(), e);
+        }
+    }
+
+    private static Optional<StoredImage> cachedImage(JsonNode a, Digest manifest, long manifestSize) {
+        if (!a.has(LAYER_DIGEST) || !a.has(CONFIG_DIGEST) || !a.has(FORMAT) || !a.has(CREATED)) {
+            return Optional.empty();
+        }
+        try {
+            String backing = a.path(BACKING).asText("");
+            return Optional.of(new StoredImage(
+                    Digest.parse(a.path(LAYER_DIGEST).asText()),
+                    Long.parseLong(a.path(LAYER_SIZE).asText()),
+                    ImageFormat.ofId(a.path(FORMAT).asText()),
+                    Long.parseLong(a.path(VIRTUAL_SIZE).asText()),
+                    Integer.parseInt(a.path(CLUSTER_SIZE).asText("0")),
+                    backing.isEmpty() ? Optional.empty() : Optional.of(Digest.parse(backing)),
+                    Instant.parse(a.path(CREATED).asText()),
+                    manifest,
+                    manifestSize,
+                    Digest.parse(a.path(CONFIG_DIGEST).asText())));
+        } catch (InvalidNameException | IllegalArgumentException | DateTimeParseException e) {
+            return Optional.empty(); // a damaged cache: read the blobs instead
+        }
+    }
+
+    /** index.json for the given images and names, foreign descriptors kept as they were. */
+    static byte[] indexJson(Catalog catalog) {
+        List<JsonNode> manifests = new ArrayList<>();
+        for (StoredImage image : catalog.images()) {
+            List<ImageName> names = catalog.namesOf(image.layer());
+            if (names.isEmpty()) {
+                manifests.add(indexDescriptor(image, Optional.empty()));
+            }
+            for (ImageName name : names) {
+                manifests.add(indexDescriptor(image, Optional.of(name)));
+            }
+        }
+        manifests.addAll(catalog.foreign());
+        return indexJson(manifests);
+    }
+
+    /** index.json listing exactly these descriptors. */
+    static byte[] indexJson(List<JsonNode> descriptors) {
+        ObjectNode root = JSON.createObjectNode();
+        root.put("schemaVersion", 2);
+        root.put("mediaType", INDEX_MEDIA_TYPE);
+        root.putArray("manifests").addAll(descriptors);
+        return bytes(root);
+    }
+
+    /** Every descriptor of an index, ours and foreign, in file order of kind. */
+    static List<JsonNode> descriptors(Index index) {
+        List<JsonNode> all = new ArrayList<>();
+        index.entries().forEach(e -> all.add(e.raw()));
+        all.addAll(index.foreign());
+        return all;
+    }
+
+    /** The manifest digest a raw descriptor names. */
+    static Digest digestOf(JsonNode descriptor) throws StoreDamagedException {
+        try {
+            return Digest.parse(descriptor.path("digest").asText());
+        } catch (InvalidNameException e) {
+            throw new StoreDamagedException("index.json has a descriptor with a bad digest: " + e.getMessage(), e);
+        }
+    }
+
+    private static ObjectNode indexDescriptor(StoredImage image, Optional<ImageName> name) {
+        ObjectNode d = descriptor(MANIFEST_MEDIA_TYPE, image.manifest(), image.manifestSize());
+        d.put("artifactType", ARTIFACT_TYPE);
+        ObjectNode a = d.putObject("annotations");
+        name.ifPresent(n -> a.put(REF_NAME, n.toString()));
+        a.put(CREATED, image.created().toString());
+        a.put(LAYER_DIGEST, image.layer().toString());
+        a.put(LAYER_SIZE, Long.toString(image.size()));
+        a.put(CONFIG_DIGEST, image.config().toString());
+        a.put(FORMAT, image.format().id());
+        a.put(VIRTUAL_SIZE, Long.toString(image.virtualSize()));
+        if (image.clusterSize() > 0) {
+            a.put(CLUSTER_SIZE, Integer.toString(image.clusterSize()));
+        }
+        image.backing().ifPresent(b -> a.put(BACKING, b.toString()));
+        return d;
+    }
+
+    static byte[] emptyIndexJson() {
+        return indexJson(Catalog.EMPTY);
+    }
+
+    private static ObjectNode descriptor(String mediaType, Digest digest, long size) {
+        ObjectNode d = JSON.createObjectNode();
+        d.put("mediaType", mediaType);
+        d.put("digest", digest.toString());
+        d.put("size", size);
+        return d;
+    }
+
+    private static JsonNode tree(byte[] bytes, Digest digest) throws StoreDamagedException {
+        try {
+            JsonNode node = JSON.readTree(bytes);
+            if (node == null || !node.isObject()) {
+                throw new StoreDamagedException("blob " + digest + " is not a JSON object");
+            }
+            return node;
+        } catch (IOException e) {
+            throw new StoreDamagedException("blob " + digest + " is not valid JSON", e);
+        }
+    }
+
+    private static byte[] bytes(JsonNode node) {
+        try {
+            return JSON.writeValueAsBytes(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot serialise a tree we built", e);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+package io.vimgfs.store;
+
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * What probing an image found: its format, the size the guest sees, the QCOW2 cluster size
+ * ({@code 0} for other formats) and the backing file name exactly as the image stores it.
+ */
+record ProbeResult(ImageFormat format, long virtualSize, int clusterSize, Optional<String> backingFile) {
+
+    ProbeResult {
+        Objects.requireNonNull(format, "format");
+        Objects.requireNonNull(backingFile, "backingFile");
+    }
+
+    /** A result for a format without clusters or backing files. */
+    static ProbeResult of(ImageFormat format, long virtualSize) {
+        return new ProbeResult(format, virtualSize, 0, Optional.empty());
+    }
+}

@@ -1,0 +1,116 @@
+package io.vimgfs.store;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.function.LongConsumer;
+
+/**
+ * A file being written into the store's staging area, hashed as it is written. It becomes an
+ * image only through {@link ImageStore#place}; until then it is invisible to every reader.
+ * While open it holds a lock on its staging file, which tells garbage collection (in this or
+ * another process) that the file is still being written.
+ */
+public final class Upload implements Closeable {
+    private final Path file;
+    private final FileChannel channel;
+    private final FileLock ownership;
+    private final ContentHasher hasher = new ContentHasher();
+    private long size;
+    private boolean closed;
+
+    private Upload(Path file, FileChannel channel, FileLock ownership) {
+        this.file = file;
+        this.channel = channel;
+        this.ownership = ownership;
+    }
+
+    /** Creates and locks the staging file at once, so garbage collection never sees it unlocked but for an instant. */
+    static Upload create(Path file) throws IOException {
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        try {
+            return new Upload(file, channel, channel.lock());
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            Files.deleteIfExists(file);
+            throw e;
+        }
+    }
+
+    /** Writes all of {@code data} at {@code offset}; returns the bytes written. */
+    public synchronized int write(ByteBuffer data, long offset) throws IOException {
+        ByteBuffer forHash = data.duplicate();
+        int total = 0;
+        while (data.hasRemaining()) {
+            total += channel.write(data, offset + total);
+        }
+        hasher.wrote(forHash, offset);
+        size = Math.max(size, offset + total);
+        return total;
+    }
+
+    /** Reads what was written so far (a writer may read back its own file). */
+    public int read(ByteBuffer into, long offset) throws IOException {
+        return channel.read(into, offset);
+    }
+
+    public synchronized void truncate(long newSize) throws IOException {
+        if (newSize < size) {
+            channel.truncate(newSize);
+        } else if (newSize > size) {
+            // FileChannel.truncate never grows a file; a one-byte write at the end does, leaving a hole.
+            channel.write(ByteBuffer.wrap(new byte[1]), newSize - 1);
+        }
+        hasher.truncated(newSize);
+        size = newSize;
+    }
+
+    public synchronized long size() {
+        return size;
+    }
+
+    /** True while every write has come in order, so placing needs no re-read. */
+    public synchronized boolean hashedInline() {
+        return hasher.inOrder();
+    }
+
+    /** Hashes what remains and makes the bytes durable; the file stays staged. */
+    synchronized Digest seal(LongConsumer progress) throws IOException {
+        Digest digest = hasher.finish(channel, size, progress);
+        channel.force(true);
+        return digest;
+    }
+
+    FileChannel channel() {
+        return channel;
+    }
+
+    Path file() {
+        return file;
+    }
+
+    /** Drops the staged bytes; nothing was placed. */
+    public synchronized void abandon() throws IOException {
+        close();
+        Files.deleteIfExists(file);
+    }
+
+    /** Releases the file; a file not yet placed is left for garbage collection. */
+    @Override
+    public synchronized void close() throws IOException {
+        if (!closed) {
+            closed = true;
+            try {
+                ownership.release();
+            } finally {
+                channel.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package io.vimgfs.store;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.vimgfs.store.ImageRejectedException.Reason;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class FormatProbeTest {
+
+    @TempDir
+    Path dir;
+
+    private Path raw;
+
+    /** A 16 MiB raw disk with 1 MiB of data at the start and 64 KiB at 5 MiB. */
+    @BeforeEach
+    void makeRawDisk() throws IOException {
+        raw = dir.resolve("disk.raw");
+        byte[] data = new byte[1 << 20];
+        new Random(42).nextBytes(data);
+        try (FileChannel ch = FileChannel.open(raw, java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(data), 0);
+            ch.write(ByteBuffer.wrap(data, 0, 64 * 1024), 5L << 20);
+            ch.truncate(16L << 20);
+            ch.write(ByteBuffer.allocate(1), (16L << 20) - 1);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"vmdk", "vhdx", "vdi"})
+    void imagesConvertedByQemuProbeAsQemuSeesThem(String format) throws IOException {
+        Path image = dir.resolve("disk." + format);
+        QemuImg.convert(raw, image, format);
+
+        assertSameAsQemu(image, FormatProbe.probe(open(image)));
+    }
+
+    @Test
+    void streamOptimizedVmdkProbesAsQemuSeesIt() throws IOException {
+        Path image = dir.resolve("stream.vmdk");
+        QemuImg.convert(raw, image, "vmdk", "-o", "subformat=streamOptimized");
+
+        assertSameAsQemu(image, FormatProbe.probe(open(image)));
+    }
+
+    @Test
+    void fixedVhdxAndStaticVdiProbeAsQemuSeesThem() throws IOException {
+        Path vhdx = dir.resolve("fixed.vhdx");
+        Path vdi = dir.resolve("static.vdi");
+        QemuImg.create(vhdx, "vhdx", "4M", "subformat=fixed");
+        QemuImg.create(vdi, "vdi", "4M", "static=on");
+
+        assertSameAsQemu(vhdx, FormatProbe.probe(open(vhdx)));
+        assertSameAsQemu(vdi, FormatProbe.probe(open(vdi)));
+    }
+
+    @Test
+    void rawDiskIsRawWithItsLengthAsSize() throws IOException {
+        ProbeResult result = FormatProbe.probe(open(raw));
+
+        assertSameAsQemu(raw, result);
+        assertThat(result.virtualSize()).isEqualTo(16L << 20);
+        assertThat(result.clusterSize()).isZero();
+        assertThat(result.backingFile()).isEmpty();
+    }
+
+    @Test
+    void threeByteFileIsRawOfThreeBytes() throws IOException {
+        Path tiny = Files.write(dir.resolve("tiny"), new byte[] {1, 2, 3});
+
+        assertThat(FormatProbe.probe(open(tiny))).isEqualTo(ProbeResult.of(ImageFormat.RAW, 3));
+    }
+
+    @Test
+    void emptyFileIsRefused() throws IOException {
+        Path empty = Files.createFile(dir.resolve("empty"));
+
+        assertRejected(empty, Reason.EMPTY, "empty");
+    }
+
+    @Test
+    void isoIsRecognisedByItsVolumeDescriptor() throws IOException {
+        Path iso = dir.resolve("cd.iso");
+        Files.write(iso, new byte[64 * 1024]);
+        QemuImg.writeAscii(iso, 0x8001, "CD001");
+
+        assertThat(FormatProbe.probe(open(iso))).isEqualTo(ProbeResult.of(ImageFormat.ISO, 64 * 1024));
+    }
+
+    @Test
+    void vmdkDescriptorFileIsRefusedBecauseItNamesOtherFiles() throws IOException {
+        Path descriptor = dir.resolve("flat.vmdk");
+        QemuImg.create(descriptor, "vmdk", "1M", "subformat=monolithicFlat");
+
+        assertRejected(descriptor, Reason.FORBIDDEN_BACKING, "descriptor");
+    }
+
+    @Test
+    void textThatQemuWouldTakeForAVmdkDescriptorIsRefused() throws IOException {
+        Path text = Files.writeString(dir.resolve("sneaky"),
+                "# not a disk\nversion=1\nRW 2048 FLAT \"/etc/shadow\" 0\n", StandardCharsets.US_ASCII);
+
+        assertRejected(text, Reason.FORBIDDEN_BACKING, "descriptor");
+    }
+
+    @Test
+    void differencingVmdkIsRefusedBecauseItsParentIsOutsideTheStore() throws IOException {
+        Path base = dir.resolve("base.vmdk");
+        Path overlay = dir.resolve("overlay.vmdk");
+        QemuImg.create(base, "vmdk", "1M");
+        QemuImg.img("create", "-q", "-f", "vmdk", "-b", base, "-F", "vmdk", overlay);
+
+        assertRejected(overlay, Reason.FORBIDDEN_BACKING, "parent");
+    }
+
+    @Test
+    void vmdkWhoseGrainDirectoryIsPastTheEndIsTruncated() throws IOException {
+        Path image = dir.resolve("disk.vmdk");
+        QemuImg.convert(raw, image, "vmdk");
+        QemuImg.writeLong(image, 56, Long.reverseBytes(1L << 30));
+
+        assertRejected(image, Reason.TRUNCATED, "vmdk grain directory");
+    }
+
+    @Test
+    void vdiCutShortIsTruncated() throws IOException {
+        Path image = dir.resolve("disk.vdi");
+        QemuImg.convert(raw, image, "vdi");
+        QemuImg.truncate(image, Files.size(image) - 4096);
+
+        assertRejected(image, Reason.TRUNCATED, "vdi data area");
+    }
+
+    @Test
+    void vhdxCutBeforeItsMetadataIsTruncated() throws IOException {
+        Path image = dir.resolve("disk.vhdx");
+        QemuImg.convert(raw, image, "vhdx");
+        QemuImg.truncate(image, 1 << 20);
+
+        assertRejected(image, Reason.TRUNCATED, "vhdx");
+    }
+
+    @Test
+    void vhdxGuidsUseTheMixedEndianLayoutQemuWrites() throws IOException {
+        byte[] metadataRegion = FormatProbe.guid("8B7CA206-4790-4B9A-B8FE-575F050F886E");
+        assertThat(HexFormat.of().formatHex(metadataRegion)).isEqualTo("06a27c8b90479a4bb8fe575f050f886e");
+
+        Path image = dir.resolve("disk.vhdx");
+        QemuImg.convert(raw, image, "vhdx");
+        ByteBuffer regionTable = FormatProbe.readAt(open(image), 192 * 1024, 16 + 2 * 32);
+        byte[] ids = new byte[2 * 32];
+        regionTable.get(16, ids);
+        assertThat(Arrays.equals(ids, 0, 16, metadataRegion, 0, 16)
+                || Arrays.equals(ids, 32, 48, metadataRegion, 0, 16)).isTrue();
+    }
+
+    @Test
+    void probingLeavesTheChannelPositionAlone() throws IOException {
+        Path image = dir.resolve("disk.vdi");
+        QemuImg.convert(raw, image, "vdi");
+        FileChannel ch = open(image);
+        ch.position(1234);
+
+        FormatProbe.probe(ch);
+
+        assertThat(ch.position()).isEqualTo(1234);
+    }
+
+    static void assertSameAsQemu(Path image, ProbeResult result) {
+        JsonNode info = QemuImg.info(image);
+        assertThat(result.format().id()).isEqualTo(info.get("format").asText());
+        assertThat(result.virtualSize()).isEqualTo(info.get("virtual-size").asLong());
+    }
+
+    static ImageRejectedException assertRejected(Path image, Reason reason, String mentioning) {
+        ImageRejectedException e = org.junit.jupiter.api.Assertions.assertThrows(
+                ImageRejectedException.class, () -> FormatProbe.probe(FileChannel.open(image)));
+        assertThat(e.reason()).as(e.getMessage()).isEqualTo(reason);
+        assertThat(e.getMessage()).containsIgnoringCase(mentioning);
+        return e;
+    }
+
+    private final java.util.List<FileChannel> opened = new java.util.ArrayList<>();
+
+    private FileChannel open(Path path) throws IOException {
+        FileChannel ch = FileChannel.open(path);
+        opened.add(ch);
+        return ch;
+    }
+
+    @org.junit.jupiter.api.AfterEach
+    void closeChannels() throws IOException {
+        for (FileChannel ch : opened) {
+            ch.close();
+        }
+    }
+}
