@@ -213,11 +213,11 @@ final class FormatProbe {
             int at = 16 + i * 32;
             long offset = table.getLong(at + 16);
             long size = Integer.toUnsignedLong(table.getInt(at + 24));
-            if (regionIs(table, at, VHDX_METADATA_REGION)) {
+            if (hasGuid(table, at, VHDX_METADATA_REGION)) {
                 requireInFile("vhdx metadata region", offset, size, length);
                 metadataOffset = offset;
                 metadataLength = size;
-            } else if (regionIs(table, at, VHDX_BAT_REGION)) {
+            } else if (hasGuid(table, at, VHDX_BAT_REGION)) {
                 requireInFile("vhdx block allocation table", offset, size, length);
             }
         }
@@ -245,7 +245,7 @@ final class FormatProbe {
         long virtualSize = -1;
         for (int i = 0; i < entries; i++) {
             int at = 32 + i * 32;
-            if (regionIs(table, at, VHDX_PARENT_LOCATOR)) {
+            if (hasGuid(table, at, VHDX_PARENT_LOCATOR)) {
                 throw new ImageRejectedException(FORBIDDEN_BACKING,
                         "this vhdx is a differencing disk whose parent is a file outside the store");
             }
@@ -255,7 +255,7 @@ final class FormatProbe {
                 throw corrupt("a vhdx metadata item lies outside the metadata region: the image is damaged");
             }
             requireInFile("vhdx metadata item", regionOffset + itemOffset, itemLength, length);
-            if (regionIs(table, at, VHDX_VIRTUAL_DISK_SIZE)) {
+            if (hasGuid(table, at, VHDX_VIRTUAL_DISK_SIZE)) {
                 if (itemLength < 8) {
                     throw corrupt("the vhdx virtual disk size item is too short: the image is damaged");
                 }
@@ -268,7 +268,7 @@ final class FormatProbe {
         return virtualSize;
     }
 
-    private static boolean regionIs(ByteBuffer table, int at, byte[] guid) {
+    private static boolean hasGuid(ByteBuffer table, int at, byte[] guid) {
         return startsWith(table, at, guid);
     }
 

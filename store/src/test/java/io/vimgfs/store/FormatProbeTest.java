@@ -1,6 +1,8 @@
 package io.vimgfs.store;
 
-import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vimgfs.store.ImageRejectedException.Reason;
@@ -10,9 +12,14 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
 import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,6 +32,7 @@ class FormatProbeTest {
     Path dir;
 
     private Path raw;
+    private final List<FileChannel> opened = new ArrayList<>();
 
     /** A 16 MiB raw disk with 1 MiB of data at the start and 64 KiB at 5 MiB. */
     @BeforeEach
@@ -32,12 +40,18 @@ class FormatProbeTest {
         raw = dir.resolve("disk.raw");
         byte[] data = new byte[1 << 20];
         new Random(42).nextBytes(data);
-        try (FileChannel ch = FileChannel.open(raw, java.nio.file.StandardOpenOption.CREATE_NEW,
-                java.nio.file.StandardOpenOption.WRITE)) {
+        try (FileChannel ch = FileChannel.open(raw, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
             ch.write(ByteBuffer.wrap(data), 0);
             ch.write(ByteBuffer.wrap(data, 0, 64 * 1024), 5L << 20);
             ch.truncate(16L << 20);
             ch.write(ByteBuffer.allocate(1), (16L << 20) - 1);
+        }
+    }
+
+    @AfterEach
+    void closeChannels() throws IOException {
+        for (FileChannel ch : opened) {
+            ch.close();
         }
     }
 
@@ -74,16 +88,14 @@ class FormatProbeTest {
         ProbeResult result = FormatProbe.probe(open(raw));
 
         assertSameAsQemu(raw, result);
-        assertThat(result.virtualSize()).isEqualTo(16L << 20);
-        assertThat(result.clusterSize()).isZero();
-        assertThat(result.backingFile()).isEmpty();
+        assertEquals(new ProbeResult(ImageFormat.RAW, 16L << 20, 0, Optional.empty()), result);
     }
 
     @Test
     void threeByteFileIsRawOfThreeBytes() throws IOException {
         Path tiny = Files.write(dir.resolve("tiny"), new byte[] {1, 2, 3});
 
-        assertThat(FormatProbe.probe(open(tiny))).isEqualTo(ProbeResult.of(ImageFormat.RAW, 3));
+        assertEquals(ProbeResult.of(ImageFormat.RAW, 3), FormatProbe.probe(open(tiny)));
     }
 
     @Test
@@ -99,7 +111,7 @@ class FormatProbeTest {
         Files.write(iso, new byte[64 * 1024]);
         QemuImg.writeAscii(iso, 0x8001, "CD001");
 
-        assertThat(FormatProbe.probe(open(iso))).isEqualTo(ProbeResult.of(ImageFormat.ISO, 64 * 1024));
+        assertEquals(ProbeResult.of(ImageFormat.ISO, 64 * 1024), FormatProbe.probe(open(iso)));
     }
 
     @Test
@@ -158,15 +170,15 @@ class FormatProbeTest {
     @Test
     void vhdxGuidsUseTheMixedEndianLayoutQemuWrites() throws IOException {
         byte[] metadataRegion = FormatProbe.guid("8B7CA206-4790-4B9A-B8FE-575F050F886E");
-        assertThat(HexFormat.of().formatHex(metadataRegion)).isEqualTo("06a27c8b90479a4bb8fe575f050f886e");
+        assertEquals("06a27c8b90479a4bb8fe575f050f886e", HexFormat.of().formatHex(metadataRegion));
 
         Path image = dir.resolve("disk.vhdx");
         QemuImg.convert(raw, image, "vhdx");
         ByteBuffer regionTable = FormatProbe.readAt(open(image), 192 * 1024, 16 + 2 * 32);
         byte[] ids = new byte[2 * 32];
         regionTable.get(16, ids);
-        assertThat(Arrays.equals(ids, 0, 16, metadataRegion, 0, 16)
-                || Arrays.equals(ids, 32, 48, metadataRegion, 0, 16)).isTrue();
+        assertTrue(Arrays.equals(ids, 0, 16, metadataRegion, 0, 16)
+                || Arrays.equals(ids, 32, 48, metadataRegion, 0, 16), "metadata region GUID in the region table");
     }
 
     @Test
@@ -178,24 +190,18 @@ class FormatProbeTest {
 
         FormatProbe.probe(ch);
 
-        assertThat(ch.position()).isEqualTo(1234);
+        assertEquals(1234, ch.position());
     }
 
-    static void assertSameAsQemu(Path image, ProbeResult result) {
-        JsonNode info = QemuImg.info(image);
-        assertThat(result.format().id()).isEqualTo(info.get("format").asText());
-        assertThat(result.virtualSize()).isEqualTo(info.get("virtual-size").asLong());
-    }
+    @Test
+    void qedWithABackingFileIsRefusedBecauseQemuWouldFollowIt() throws IOException {
+        Path qed = dir.resolve("x.qed");
+        Files.write(qed, new byte[4096]);
+        QemuImg.writeAscii(qed, 0, "QED\0");
+        QemuImg.writeLong(qed, 16, Long.reverseBytes(1));
 
-    static ImageRejectedException assertRejected(Path image, Reason reason, String mentioning) {
-        ImageRejectedException e = org.junit.jupiter.api.Assertions.assertThrows(
-                ImageRejectedException.class, () -> FormatProbe.probe(FileChannel.open(image)));
-        assertThat(e.reason()).as(e.getMessage()).isEqualTo(reason);
-        assertThat(e.getMessage()).containsIgnoringCase(mentioning);
-        return e;
+        assertRejected(qed, Reason.FORBIDDEN_BACKING, "backing file");
     }
-
-    private final java.util.List<FileChannel> opened = new java.util.ArrayList<>();
 
     private FileChannel open(Path path) throws IOException {
         FileChannel ch = FileChannel.open(path);
@@ -203,10 +209,22 @@ class FormatProbeTest {
         return ch;
     }
 
-    @org.junit.jupiter.api.AfterEach
-    void closeChannels() throws IOException {
-        for (FileChannel ch : opened) {
-            ch.close();
+    static void assertSameAsQemu(Path image, ProbeResult result) {
+        JsonNode info = QemuImg.info(image);
+        assertEquals(info.get("format").asText(), result.format().id(), "format of " + image);
+        assertEquals(info.get("virtual-size").asLong(), result.virtualSize(), "virtual size of " + image);
+    }
+
+    static ImageRejectedException assertRejected(Path image, Reason reason, String mentioning) {
+        ImageRejectedException e;
+        try (FileChannel ch = FileChannel.open(image)) {
+            e = assertThrows(ImageRejectedException.class, () -> FormatProbe.probe(ch));
+        } catch (IOException io) {
+            throw new AssertionError(io);
         }
+        assertEquals(reason, e.reason(), e.getMessage());
+        assertTrue(e.getMessage().toLowerCase().contains(mentioning.toLowerCase()),
+                "message mentions '" + mentioning + "': " + e.getMessage());
+        return e;
     }
 }
