@@ -7,7 +7,9 @@ import java.util.regex.Pattern;
 public record Digest(String hex) implements Comparable<Digest> {
     public static final String ALGORITHM = "sha256";
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
-    private static final Pattern ALGORITHM_PREFIX = Pattern.compile("[a-z0-9]+([+._-][a-z0-9]+)*:.*");
+    private static final Pattern ALGORITHM_NAME = Pattern.compile("[a-z0-9]+(?:[+._-][a-z0-9]+)*");
+    /** Longer "algorithms" are not worth a regex: its repeated group recurses per repetition and overflows the stack. */
+    private static final int MAX_ALGORITHM_CHARS = 64;
 
     public Digest {
         if (!HEX64.matcher(hex).matches()) {
@@ -24,8 +26,9 @@ public record Digest(String hex) implements Comparable<Digest> {
             }
             throw new InvalidNameException(text, "a sha256 digest is 64 lowercase hex digits");
         }
-        if (ALGORITHM_PREFIX.matcher(text).matches()) {
-            String algorithm = text.substring(0, text.indexOf(':'));
+        int colon = text.indexOf(':');
+        String algorithm = colon < 0 ? "" : text.substring(0, colon);
+        if (algorithm.length() <= MAX_ALGORITHM_CHARS && ALGORITHM_NAME.matcher(algorithm).matches()) {
             throw new InvalidNameException(text, "only sha256 digests are supported, not " + algorithm);
         }
         throw new InvalidNameException(text, "a digest is written sha256:<64 hex digits>");

@@ -87,7 +87,8 @@ public record ImageName(String repository, String tag) implements Comparable<Ima
                 throw new InvalidNameException(full, "'.' and '..' are not path components");
             }
             boolean host = i == 0 && components.length > 1 && looksLikeHost(component);
-            if (host ? !HOST.matcher(component).matches() : !PATH_COMPONENT.matcher(component).matches()) {
+            // The host is optional in the grammar, so a first component like "a_b.c" is a valid path component.
+            if (!PATH_COMPONENT.matcher(component).matches() && !(host && HOST.matcher(component).matches())) {
                 throw new InvalidNameException(full, host
                         ? "a registry host is dot-separated [A-Za-z0-9-] labels with an optional :port"
                         : "a path component is lowercase [a-z0-9] runs joined by '.', '_', '__' or '-' (component '"

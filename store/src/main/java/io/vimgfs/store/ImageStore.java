@@ -291,10 +291,12 @@ public final class ImageStore implements Closeable {
                 }
                 StoredImage image = catalog.image(digest).orElse(null);
                 if (image == null) {
+                    // Known content can lose its image before we hold the lock: then it is new again.
+                    ProbeResult found = probe != null ? probe : probe(upload.channel(), size);
                     files.install(upload.file(), digest);
                     files.syncBlobDir();
                     options.crashHook().accept(CrashPoint.LAYER_PLACED);
-                    image = writeMetadata(digest, size, probe, backing);
+                    image = writeMetadata(digest, size, found, backing);
                     options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
                 }
                 commit(catalog.withName(reference.name(), image));

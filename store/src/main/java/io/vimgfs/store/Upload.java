@@ -21,7 +21,7 @@ public final class Upload implements Closeable {
     private final FileChannel channel;
     private final FileLock ownership;
     private final ContentHasher hasher = new ContentHasher();
-    private long size;
+    private volatile long size;
     private boolean closed;
 
     private Upload(Path file, FileChannel channel, FileLock ownership) {
@@ -71,7 +71,8 @@ public final class Upload implements Closeable {
         size = newSize;
     }
 
-    public synchronized long size() {
+    /** The file's length; never waits for a write or a seal in progress. */
+    public long size() {
         return size;
     }
 

@@ -1,0 +1,131 @@
+package io.vimgfs.fs;
+
+import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.StoreOptions;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Runs one mount in the foreground: checks the request, opens and claims the store, serves
+ * FUSE until unmounted (fusermount -u, umount, SIGTERM, SIGINT), and then closes everything.
+ */
+public final class Mounter {
+    private static final System.Logger LOG = System.getLogger(Mounter.class.getName());
+    private static final long REFRESH_MILLIS = 500;
+
+    private Mounter() {
+    }
+
+    /** Why a mount cannot start, in words for the operator. */
+    public static final class MountException extends IOException {
+        public MountException(String message) {
+            super(message);
+        }
+    }
+
+    /** The checks that give a clear message before libfuse would give a vague one. */
+    public static void preflight(MountRequest request) throws IOException {
+        if (!Files.exists(Path.of("/dev/fuse"))) {
+            throw new MountException("/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container,"
+                    + " pass the device through (--device /dev/fuse)");
+        }
+        if (!Files.isReadable(Path.of("/dev/fuse")) || !Files.isWritable(Path.of("/dev/fuse"))) {
+            throw new MountException("/dev/fuse is not accessible to this user: run as root, or install fuse3"
+                    + " (fusermount3 is setuid) and add yourself to its group");
+        }
+        Path mountpoint = request.mountpoint();
+        if (!Files.isDirectory(mountpoint)) {
+            throw new MountException("mountpoint " + mountpoint + " does not exist or is not a directory: mkdir -p " + mountpoint);
+        }
+        String mounted = Mounts.typeAt(mountpoint);
+        if (mounted != null) {
+            throw new MountException("mountpoint " + mountpoint + " is busy: " + mounted + " is mounted there"
+                    + ("fuse.vimgfs".equals(mounted) ? " (unmount it with fusermount -u " + mountpoint + ")" : ""));
+        }
+        if (!request.allowNonEmpty() && !Mounts.isEmptyDirectory(mountpoint)) {
+            throw new MountException("mountpoint " + mountpoint + " is not empty: choose an empty directory"
+                    + " (or pass -o nonempty to hide what is there)");
+        }
+        if (request.store().toString().contains(",")) {
+            throw new MountException("store path " + request.store() + " contains a comma, which FUSE options cannot carry");
+        }
+        if (request.store().toAbsolutePath().normalize().startsWith(mountpoint.toAbsolutePath().normalize())) {
+            throw new MountException("store " + request.store() + " is inside the mountpoint " + mountpoint);
+        }
+    }
+
+    /** Mounts and blocks until unmounted. Returns normally after a clean unmount. */
+    public static void runForeground(MountRequest request) throws IOException {
+        preflight(request);
+        Path mountpoint = request.mountpoint().toAbsolutePath().normalize();
+        StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint));
+        try (ImageStore store = ImageStore.open(request.store(), options);
+             Closeable claim = store.claimMount(mountpoint)) {
+            int stale = store.removeStaleStaging().size();
+            if (stale > 0) {
+                LOG.log(System.Logger.Level.INFO, "removed " + stale + " staging file(s) left by interrupted uploads");
+            }
+            VimgFs fs = new VimgFs(store, Clock.systemUTC());
+            FuseAdapter adapter = new FuseAdapter(fs, store.root().toString(), Identity.uid(), Identity.gid());
+            ScheduledExecutorService watcher = Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread thread = new Thread(r, "vimgfs-store-watcher");
+                thread.setDaemon(true);
+                return thread;
+            });
+            watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            CountDownLatch finished = new CountDownLatch(1);
+            Thread onSignal = new Thread(() -> {
+                adapter.umount();
+                awaitQuietly(finished);
+            }, "vimgfs-unmount-on-signal");
+            Runtime.getRuntime().addShutdownHook(onSignal);
+            List<String> args = List.of("-o", String.join(",", request.fuseOptions()));
+            LOG.log(System.Logger.Level.INFO, "mounting " + store.root() + " at " + mountpoint + " with " + args.get(1));
+            try {
+                adapter.mount(mountpoint, true, request.debug(), args.toArray(String[]::new));
+            } finally {
+                watcher.shutdownNow();
+                fs.close();
+                LOG.log(System.Logger.Level.INFO, "unmounted " + mountpoint);
+                finished.countDown();
+                removeHook(onSignal);
+            }
+        } catch (ru.serce.jnrfuse.FuseException e) {
+            throw new MountException("libfuse could not mount " + mountpoint + ": " + e.getMessage()
+                    + (e.getCause() != null ? " (" + e.getCause().getMessage() + ")" : ""));
+        }
+    }
+
+    private static void refresh(ImageStore store) {
+        try {
+            store.refresh();
+        } catch (Throwable e) {
+            LOG.log(System.Logger.Level.WARNING, "rereading the store's index: " + e.getMessage());
+        }
+    }
+
+    private static void awaitQuietly(CountDownLatch latch) {
+        try {
+            latch.await(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static void removeHook(Thread hook) {
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // already shutting down: the hook is running and waits for us
+        }
+    }
+}

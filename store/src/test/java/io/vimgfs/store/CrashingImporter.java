@@ -1,0 +1,133 @@
+package io.vimgfs.store;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The other process of the crash and two-process tests: opens a store and does one kind of work,
+ * optionally halting (like a power cut, no shutdown hooks, no finally blocks) at a {@link CrashPoint}.
+ *
+ * <pre>
+ * crash STORE POINT import FILE NAME | crash STORE POINT untag NAME | crash STORE POINT gc
+ * once STORE FILE        import FILE as big:latest and untag it, then print "done MILLIS"
+ * loop STORE FILE        the same, forever, printing each step
+ * many STORE PREFIX N    import N generated images as PREFIX/img:I
+ * import STORE FILE NAME
+ * gc STORE
+ * </pre>
+ * Every mode prints "ready" once the store is open.
+ */
+public final class CrashingImporter {
+    static final int HALT_STATUS = 137;
+
+    private CrashingImporter() {}
+
+    public static void main(String[] args) throws Exception {
+        Path store = Path.of(args[1]);
+        switch (args[0]) {
+            case "crash" -> crash(store, CrashPoint.valueOf(args[2]), args);
+            case "once", "loop" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    do {
+                        long start = System.nanoTime();
+                        s.importFile(Path.of(args[2]), Reference.parse("big:latest"), n -> { });
+                        System.out.println("imported");
+                        s.untag(ImageName.parse("big:latest"));
+                        System.out.println("done " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+                    } while (args[0].equals("loop"));
+                }
+            }
+            case "many" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    for (int i = 0; i < Integer.parseInt(args[3]); i++) {
+                        s.importStream(new ByteArrayInputStream(content(args[2], i)),
+                                Reference.parse(args[2] + "/img:" + i), n -> { });
+                    }
+                }
+            }
+            case "import" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    System.out.println(s.importFile(Path.of(args[2]), Reference.parse(args[3]), n -> { }).digest());
+                }
+            }
+            case "gc" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    for (GcReport.Removal removal : s.collectGarbage(false).removals()) {
+                        System.out.println("removed " + removal.file() + ": " + removal.reason());
+                    }
+                }
+            }
+            default -> throw new IllegalArgumentException(args[0]);
+        }
+        System.out.flush();
+    }
+
+    private static void crash(Path store, CrashPoint target, String[] args) throws IOException {
+        StoreOptions options = StoreOptions.defaults().withCrashHook(point -> {
+            if (point == target) {
+                System.out.println("halting at " + point);
+                System.out.flush();
+                Runtime.getRuntime().halt(HALT_STATUS);
+            }
+        });
+        try (ImageStore s = ImageStore.open(store, options)) {
+            ready();
+            switch (args[3]) {
+                case "import" -> s.importFile(Path.of(args[4]), Reference.parse(args[5]), n -> { });
+                case "untag" -> s.untag(ImageName.parse(args[4]));
+                case "gc" -> s.collectGarbage(false);
+                default -> throw new IllegalArgumentException(args[3]);
+            }
+        }
+        System.out.println("finished without reaching " + target);
+    }
+
+    private static void ready() {
+        System.out.println("ready");
+        System.out.flush();
+    }
+
+    /** The bytes of generated image {@code i}: the same in every process. */
+    static byte[] content(String prefix, int i) {
+        return StoreFiles.bytes(prefix + "-" + i, 64 * 1024 + i);
+    }
+
+    /** A command line that runs this class in a new JVM with the test class path. */
+    static ProcessBuilder command(boolean quickStart, String... args) {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("-Xshare:auto");
+        command.add("-XX:+UseSerialGC");
+        if (quickStart) {
+            command.add("-XX:TieredStopAtLevel=1");
+        }
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(CrashingImporter.class.getName());
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true);
+    }
+
+    /** Runs a child to its end and returns its exit status and output. */
+    static Result run(String... args) throws IOException, InterruptedException {
+        Process process = command(true, args).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+            throw new AssertionError("child did not finish: " + List.of(args) + "\n" + output);
+        }
+        return new Result(process.exitValue(), output);
+    }
+
+    record Result(int status, String output) {
+    }
+}
