@@ -1,0 +1,412 @@
+package io.vimgfs.fs;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.vimgfs.store.Digest;
+import io.vimgfs.store.ImageName;
+import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.Reference;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Clock;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The filesystem object without a mount: each test replays what a shell session would do
+ * (written as the commands in comments) and checks what the user would see.
+ */
+class VimgFsTest {
+    private static final int O_RDONLY = 0;
+    private static final int O_WRONLY = 1;
+
+    @TempDir
+    Path dir;
+    ImageStore store;
+    VimgFs fs;
+
+    @BeforeEach
+    void open() throws IOException {
+        store = ImageStore.open(dir.resolve("store"));
+        fs = new VimgFs(store, Clock.systemUTC());
+    }
+
+    @AfterEach
+    void close() throws IOException {
+        fs.close();
+        store.close();
+    }
+
+    // ---- helpers: what cp does -------------------------------------------------------------
+
+    /** cp SOURCE incoming/NAME: create, sequential writes, close (flush + release). */
+    private void cp(byte[] content, String name) throws Exception {
+        long handle = fs.create("/incoming/" + name).handle();
+        writeAll(handle, content, 0);
+        try {
+            fs.flush(handle);
+        } finally {
+            fs.release(handle);
+        }
+    }
+
+    private void writeAll(long handle, byte[] content, long offset) throws Exception {
+        int chunk = 128 * 1024;
+        for (int at = 0; at < content.length; at += chunk) {
+            int length = Math.min(chunk, content.length - at);
+            assertEquals(length, fs.write(handle, ByteBuffer.wrap(content, at, length), offset + at));
+        }
+    }
+
+    private byte[] readAll(String path) throws Exception {
+        long size = fs.getattr(path).size();
+        long handle = fs.open(path, O_RDONLY).handle();
+        try {
+            ByteBuffer buffer = ByteBuffer.allocateDirect((int) size);
+            assertEquals(size, fs.read(handle, buffer, 0));
+            byte[] bytes = new byte[(int) size];
+            buffer.flip().get(bytes);
+            return bytes;
+        } finally {
+            fs.release(handle);
+        }
+    }
+
+    private static byte[] randomBytes(int size, long seed) {
+        byte[] bytes = new byte[size];
+        new Random(seed).nextBytes(bytes);
+        return bytes;
+    }
+
+    private static String sha256(byte[] bytes) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+    }
+
+    /** The errno the FUSE adapter would answer for the action's failure. */
+    private static Errno errno(ThrowingRunnable action) {
+        return Errors.errnoOf(assertThrows(Exception.class, action::run));
+    }
+
+    private interface ThrowingRunnable {
+        void run() throws Exception;
+    }
+
+    private long stagingFiles() throws IOException {
+        try (Stream<Path> files = Files.list(dir.resolve("store/.vimgfs/staging"))) {
+            return files.count();
+        }
+    }
+
+    // ---- the tree --------------------------------------------------------------------------
+
+    @Test
+    void rootHasExactlyTheFourDirectories() throws Exception {
+        // ls /mnt/images
+        assertEquals(List.of("by-digest", "by-name", "incoming", "tags"), fs.readdir("/"));
+        assertEquals(Attr.Kind.DIRECTORY, fs.getattr("/").kind());
+        assertEquals(0755, fs.getattr("/incoming").permissions());
+    }
+
+    @Test
+    void aPlacedImageAppearsUnderEveryView() throws Exception {
+        // cp disk incoming/example.com/os/fedora:40 (after mkdir -p)
+        byte[] content = randomBytes(300_000, 1);
+        fs.mkdir("/incoming/example.com");
+        fs.mkdir("/incoming/example.com/os");
+        cp(content, "example.com/os/fedora:40");
+        String hex = sha256(content);
+
+        // ls by-digest/sha256; stat; sha256sum
+        assertEquals(List.of(hex), fs.readdir("/by-digest/sha256"));
+        Attr file = fs.getattr("/by-digest/sha256/" + hex);
+        assertEquals(Attr.Kind.FILE, file.kind());
+        assertEquals(0444, file.permissions());
+        assertEquals(content.length, file.size());
+        assertEquals(1, file.links());
+        assertArrayEquals(content, readAll("/by-digest/sha256/" + hex));
+
+        // readlink by-name/example.com/os/fedora:40 and tags/example.com/os/fedora/40
+        assertEquals("../../../by-digest/sha256/" + hex, fs.readlink("/by-name/example.com/os/fedora:40"));
+        assertEquals("../../../../by-digest/sha256/" + hex, fs.readlink("/tags/example.com/os/fedora/40"));
+        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/tags/example.com/os/fedora/40").kind());
+        assertEquals(List.of("40"), fs.readdir("/tags/example.com/os/fedora"));
+        // the staging file is gone and incoming/ shows only the directories
+        assertEquals(0, stagingFiles());
+        assertEquals(List.of("os"), fs.readdir("/incoming/example.com"));
+    }
+
+    @Test
+    void inodesComeFromTheDigestAndSurviveANewFilesystemObject() throws Exception {
+        cp(randomBytes(1000, 2), "a:1");
+        String hex = fs.readdir("/by-digest/sha256").get(0);
+        long inode = fs.getattr("/by-digest/sha256/" + hex).inode();
+        long linkInode = fs.getattr("/tags/a/1").inode();
+        VimgFs again = new VimgFs(store, Clock.systemUTC());
+        assertEquals(inode, again.getattr("/by-digest/sha256/" + hex).inode());
+        assertEquals(linkInode, again.getattr("/tags/a/1").inode());
+        assertFalse(inode == linkInode);
+    }
+
+    @Test
+    void aBareDigestResolvesInEveryNameDirectoryWithoutBeingListed() throws Exception {
+        cp(randomBytes(1000, 3), "cirros:0.6.2");
+        String hex = fs.readdir("/by-digest/sha256").get(0);
+        // QEMU resolves a backing name "<hex>" next to tags/cirros/0.6.2
+        assertEquals("../../by-digest/sha256/" + hex, fs.readlink("/tags/cirros/" + hex));
+        assertEquals("../by-digest/sha256/" + hex, fs.readlink("/by-name/" + hex));
+        assertFalse(fs.readdir("/tags/cirros").contains(hex));
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/tags/cirros/" + "0".repeat(64))));
+        assertEquals(Errno.EPERM, errno(() -> fs.unlink("/tags/cirros/" + hex)));
+    }
+
+    @Test
+    void aRepositoryDirectoryWinsOverATagOfTheSamePath() throws Exception {
+        cp(randomBytes(100, 4), "a:b");
+        fs.mkdir("/incoming/a");
+        cp(randomBytes(100, 5), "a/b:c");
+        assertEquals(Attr.Kind.DIRECTORY, fs.getattr("/tags/a/b").kind());
+        assertEquals(List.of("c"), fs.readdir("/tags/a/b"));
+        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/by-name/a:b").kind());
+    }
+
+    @Test
+    void xattrsDescribeTheImage() throws Exception {
+        byte[] content = randomBytes(5000, 6);
+        cp(content, "cirros:0.6.2");
+        store.tag("cirros:0.6.2", ImageName.parse("cirros:latest"));
+        String path = "/by-digest/sha256/" + sha256(content);
+        assertEquals("sha256:" + sha256(content), new String(fs.getxattr(path, "user.vimgfs.digest"), StandardCharsets.UTF_8));
+        assertEquals("raw", new String(fs.getxattr(path, "user.vimgfs.format"), StandardCharsets.UTF_8));
+        assertEquals("5000", new String(fs.getxattr(path, "user.vimgfs.virtual_size"), StandardCharsets.UTF_8));
+        assertEquals("cirros:0.6.2,cirros:latest", new String(fs.getxattr(path, "user.vimgfs.names"), StandardCharsets.UTF_8));
+        assertEquals(List.of("user.vimgfs.digest", "user.vimgfs.format", "user.vimgfs.virtual_size", "user.vimgfs.names"),
+                fs.listxattr(path));
+        assertEquals(Errno.ENODATA, errno(() -> fs.getxattr(path, "security.selinux")));
+        assertEquals(Errno.ENODATA, errno(() -> fs.getxattr(path, "user.vimgfs.backing")));
+        assertEquals(List.of(), fs.listxattr("/tags"));
+    }
+
+    // ---- incoming ---------------------------------------------------------------------------
+
+    @Test
+    void anInvalidNameIsRefusedAtCreate() {
+        // cp x incoming/BAD ; cp x incoming/a..b
+        assertEquals(Errno.EINVAL, errno(() -> fs.create("/incoming/BAD")));
+        assertEquals(Errno.EINVAL, errno(() -> fs.create("/incoming/a..b")));
+        assertEquals(Errno.EINVAL, errno(() -> fs.mkdir("/incoming/UPPER")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.create("/incoming/missing/dir:1")));
+    }
+
+    @Test
+    void writesOutsideIncomingAreReadOnly() throws Exception {
+        cp(randomBytes(100, 7), "a:1");
+        String file = "/by-digest/sha256/" + fs.readdir("/by-digest/sha256").get(0);
+        assertEquals(Errno.EROFS, errno(() -> fs.create("/by-digest/sha256/x")));
+        assertEquals(Errno.EROFS, errno(() -> fs.create("/tags/a/2")));
+        assertEquals(Errno.EROFS, errno(() -> fs.open(file, O_WRONLY)));
+        assertEquals(Errno.EROFS, errno(() -> fs.truncate(file, 0)));
+        assertEquals(Errno.EROFS, errno(() -> fs.mkdir("/tags/new")));
+        assertEquals(Errno.EROFS, errno(() -> fs.rename("/tags/a/1", "/tags/a/2")));
+        assertEquals(Errno.EROFS, errno(() -> fs.setAttributes(file))); // chmod, chown, touch
+        assertEquals(Errno.EXDEV, errno(() -> fs.rename("/tags/a/1", "/incoming/a:2")));
+    }
+
+    @Test
+    void flushPlacesOnceEvenWhenCalledForEveryDupedDescriptor() throws Exception {
+        byte[] content = randomBytes(10_000, 8);
+        long handle = fs.create("/incoming/a:1").handle();
+        writeAll(handle, content, 0);
+        fs.flush(handle);
+        fs.flush(handle); // the dup'd descriptor's close
+        fs.release(handle);
+        assertEquals(1, store.list().size());
+        assertEquals(List.of(), fs.readdir("/incoming"));
+    }
+
+    @Test
+    void outOfOrderWritesAndHolesHashRight() throws Exception {
+        // cp --sparse=always: data, a hole, data, then ftruncate to the full length
+        byte[] content = new byte[3 * 1024 * 1024];
+        byte[] a = randomBytes(100_000, 9);
+        byte[] b = randomBytes(100_000, 10);
+        System.arraycopy(a, 0, content, 0, a.length);
+        System.arraycopy(b, 0, content, 2 * 1024 * 1024, b.length);
+        long handle = fs.create("/incoming/sparse:1").handle();
+        writeAll(handle, b, 2 * 1024 * 1024); // out of order: the later part first
+        writeAll(handle, a, 0);
+        fs.ftruncate(handle, content.length);
+        assertEquals(content.length, fs.fgetattr("/incoming/sparse:1", handle).size());
+        fs.flush(handle);
+        fs.release(handle);
+        assertArrayEquals(content, readAll("/by-digest/sha256/" + sha256(content)));
+    }
+
+    @Test
+    void placementErrorsReachClose() throws Exception {
+        byte[] content = randomBytes(1000, 11);
+        // a wrong pinned digest: EIO, nothing placed
+        long pinned = fs.create("/incoming/a:1@sha256:" + "0".repeat(64)).handle();
+        writeAll(pinned, content, 0);
+        assertEquals(Errno.EIO, errno(() -> fs.flush(pinned)));
+        assertEquals(Errno.EIO, errno(() -> fs.flush(pinned)));
+        fs.release(pinned);
+        // an empty file: EINVAL
+        long empty = fs.create("/incoming/empty:1").handle();
+        assertEquals(Errno.EINVAL, errno(() -> fs.flush(empty)));
+        fs.release(empty);
+        assertEquals(List.of(), store.list());
+        assertEquals(List.of(), fs.readdir("/incoming"));
+        assertEquals(0, stagingFiles());
+        // the right pin places
+        cp(content, "a:1@sha256:" + sha256(content));
+        assertEquals(sha256(content), store.image(ImageName.parse("a:1")).orElseThrow().digest().hex());
+    }
+
+    @Test
+    void aTruncatedQcow2IsRefusedWithEio() throws Exception {
+        byte[] header = new byte[512];
+        ByteBuffer b = ByteBuffer.wrap(header);
+        b.putInt(0, 0x514649fb).putInt(4, 3).putInt(20, 16).putLong(24, 1L << 30)
+                .putInt(36, 16).putLong(40, 1L << 20).putLong(48, 1L << 16).putInt(56, 1).putInt(100, 112);
+        long handle = fs.create("/incoming/broken:1").handle();
+        writeAll(handle, header, 0);
+        assertEquals(Errno.EIO, errno(() -> fs.flush(handle)));
+        fs.release(handle);
+        assertTrue(store.list().isEmpty());
+    }
+
+    @Test
+    void aReaderOfAnIncomingFileDoesNotPlaceIt() throws Exception {
+        long writer = fs.create("/incoming/a:1").handle();
+        writeAll(writer, randomBytes(1000, 12), 0);
+        long reader = fs.open("/incoming/a:1", O_RDONLY).handle();
+        fs.flush(reader);
+        fs.release(reader);
+        assertEquals(List.of("a:1"), fs.readdir("/incoming"));
+        assertEquals(1000, fs.getattr("/incoming/a:1").size());
+        fs.flush(writer);
+        fs.release(writer);
+        assertEquals(1, store.list().size());
+    }
+
+    @Test
+    void rsyncWritesADotFileAndRenamesIt() throws Exception {
+        byte[] content = randomBytes(20_000, 13);
+        cp(content, ".cirros:0.6.2.XyZ12");
+        assertEquals(List.of(".cirros:0.6.2.XyZ12"), fs.readdir("/incoming"));
+        assertTrue(store.list().isEmpty());
+        fs.setAttributes("/incoming/.cirros:0.6.2.XyZ12"); // rsync sets the time before the rename
+        fs.rename("/incoming/.cirros:0.6.2.XyZ12", "/incoming/cirros:0.6.2");
+        assertEquals(sha256(content), store.image(ImageName.parse("cirros:0.6.2")).orElseThrow().digest().hex());
+        assertEquals(List.of(), fs.readdir("/incoming"));
+        // a rename to an invalid name is refused and keeps the staging file
+        cp(content, ".x");
+        assertEquals(Errno.EINVAL, errno(() -> fs.rename("/incoming/.x", "/incoming/NO")));
+        assertEquals(List.of(".x"), fs.readdir("/incoming"));
+    }
+
+    @Test
+    void rmOfAnUploadAbandonsIt() throws Exception {
+        long handle = fs.create("/incoming/a:1").handle();
+        writeAll(handle, randomBytes(1000, 14), 0);
+        fs.unlink("/incoming/a:1");
+        assertEquals(List.of(), fs.readdir("/incoming"));
+        fs.flush(handle);
+        fs.release(handle);
+        assertTrue(store.list().isEmpty());
+        assertEquals(0, stagingFiles());
+    }
+
+    @Test
+    void twoUploadsToOneNameBothFinishAndTheLastToCloseWins() throws Exception {
+        byte[] first = randomBytes(1000, 15);
+        byte[] second = randomBytes(1000, 16);
+        long a = fs.create("/incoming/a:1").handle();
+        long b = fs.create("/incoming/a:1").handle();
+        writeAll(a, first, 0);
+        writeAll(b, second, 0);
+        fs.flush(b);
+        fs.release(b);
+        fs.flush(a);
+        fs.release(a);
+        assertEquals(sha256(first), store.image(ImageName.parse("a:1")).orElseThrow().digest().hex());
+        assertEquals(1, store.list().size()); // the second's image went with its only name
+        assertEquals(0, stagingFiles());
+    }
+
+    // ---- removal ------------------------------------------------------------------------------
+
+    @Test
+    void untaggingTheLastNameRemovesTheImage() throws Exception {
+        byte[] content = randomBytes(1000, 17);
+        cp(content, "cirros:0.6.2");
+        store.tag("cirros:0.6.2", ImageName.parse("cirros:latest"));
+        fs.unlink("/tags/cirros/0.6.2");
+        assertEquals(List.of("latest"), fs.readdir("/tags/cirros"));
+        assertEquals(List.of(sha256(content)), fs.readdir("/by-digest/sha256"));
+        fs.unlink("/by-name/cirros:latest");
+        assertEquals(List.of(), fs.readdir("/by-digest/sha256"));
+        assertEquals(List.of(), fs.readdir("/tags"));
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/tags/cirros")));
+        fs.rmdir("/tags/cirros"); // rm -r: the directory already went with its names
+        assertFalse(Files.exists(dir.resolve("store/blobs/sha256/" + sha256(content))));
+    }
+
+    @Test
+    void anOpenImageStaysReadableAfterRemovalIncludingTheFuseHiddenRename() throws Exception {
+        byte[] content = randomBytes(2_000_000, 18);
+        cp(content, "a:1");
+        String path = "/by-digest/sha256/" + sha256(content);
+        long handle = fs.open(path, O_RDONLY).handle();
+        ByteBuffer half = ByteBuffer.allocate(1_000_000);
+        assertEquals(1_000_000, fs.read(handle, half, 0));
+        // rm of an open file: libfuse 2 renames it to .fuse_hidden… instead of unlinking
+        String hidden = "/by-digest/sha256/.fuse_hidden0000000100000001";
+        fs.rename(path, hidden);
+        assertEquals(List.of(), fs.readdir("/by-digest/sha256"));
+        assertTrue(store.list().isEmpty());
+        assertEquals(content.length, fs.getattr(hidden).size());
+        ByteBuffer rest = ByteBuffer.allocate(1_000_000);
+        assertEquals(1_000_000, fs.read(handle, rest, 1_000_000));
+        byte[] all = new byte[content.length];
+        System.arraycopy(half.array(), 0, all, 0, 1_000_000);
+        System.arraycopy(rest.array(), 0, all, 1_000_000, 1_000_000);
+        assertArrayEquals(content, all);
+        fs.release(handle);
+        fs.unlink(hidden); // libfuse's unlink at the last release
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr(hidden)));
+    }
+
+    @Test
+    void unknownHandlesAreEbadf() {
+        assertEquals(Errno.EBADF, errno(() -> fs.read(999, ByteBuffer.allocate(1), 0)));
+        assertEquals(Errno.EBADF, errno(() -> fs.release(999)));
+    }
+
+    @Test
+    void changesByAnotherStoreObjectAppearAfterRefresh() throws Exception {
+        Path source = dir.resolve("x.raw");
+        Files.write(source, randomBytes(4096, 19));
+        try (ImageStore other = ImageStore.open(dir.resolve("store"))) {
+            other.importFile(source, Reference.parse("other:1"), n -> { });
+        }
+        assertTrue(store.refresh());
+        assertEquals(List.of("other"), fs.readdir("/tags"));
+        assertEquals(Digest.of(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(source))).hex(),
+                fs.readdir("/by-digest/sha256").get(0));
+    }
+}

@@ -1,0 +1,127 @@
+package io.vimgfs.nativetest;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * A real vimgfs mount of a fresh store, started with the command users run and always unmounted
+ * on close, with a timeout, even when the test failed. Without a usable /dev/fuse the test fails
+ * when VIMGFS_REQUIRE_FUSE=1 (CI) and is skipped otherwise.
+ */
+final class MountedStore implements AutoCloseable {
+    final Path store;
+    final Path mountpoint;
+
+    private MountedStore(Path store, Path mountpoint) {
+        this.store = store;
+        this.mountpoint = mountpoint;
+    }
+
+    static MountedStore mount(Path dir, String... options) {
+        requireFuse();
+        Path store = dir.resolve("store");
+        Path mountpoint = dir.resolve("mnt");
+        try {
+            Files.createDirectories(mountpoint);
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+        MountedStore mounted = new MountedStore(store, mountpoint);
+        mounted.start(options);
+        return mounted;
+    }
+
+    void start(String... options) {
+        List<String> args = new ArrayList<>(List.of(store.toString(), mountpoint.toString()));
+        if (options.length > 0) {
+            args.addAll(List.of("-o", String.join(",", options)));
+        }
+        Shell.vimgfsRaw(args.toArray(String[]::new)).ok();
+        assertTrue(isMounted(), "vimgfs returned before " + mountpoint + " was mounted");
+    }
+
+    boolean isMounted() {
+        return Shell.run("findmnt", "-n", "-t", "fuse.vimgfs", mountpoint.toString()).exit() == 0;
+    }
+
+    Path path(String relative) {
+        return mountpoint.resolve(relative);
+    }
+
+    /** Unmounts and waits for the daemon to let go of the store. */
+    void unmount() {
+        if (!isMounted()) {
+            return;
+        }
+        Shell.Result result = Shell.run(Duration.ofSeconds(30), Map.of(), List.of("fusermount", "-u", mountpoint.toString()));
+        if (result.exit() != 0) {
+            Shell.run(Duration.ofSeconds(30), Map.of(), List.of("fusermount", "-u", "-z", mountpoint.toString()));
+        }
+        waitForDaemonExit();
+    }
+
+    /** The daemon writes its pid into .vimgfs/mount.lock; wait until that process is gone. */
+    private void waitForDaemonExit() {
+        long pid = daemonPid();
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (pid > 0 && System.nanoTime() < deadline) {
+            if (ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true)) {
+                return;
+            }
+            sleep(50);
+        }
+        if (pid > 0) {
+            ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+            throw new AssertionError("the vimgfs daemon (pid " + pid + ") did not exit within 30 s of unmount\n" + log());
+        }
+    }
+
+    long daemonPid() {
+        try {
+            String claim = Files.readString(store.resolve(".vimgfs/mount.lock"));
+            int at = claim.lastIndexOf("pid ");
+            return at < 0 ? -1 : Long.parseLong(claim.substring(at + 4).strip());
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    String log() {
+        try {
+            Path log = store.resolve(".vimgfs/mount.log");
+            return Files.exists(log) ? Files.readString(log) : "";
+        } catch (IOException e) {
+            return "(log unreadable: " + e + ")";
+        }
+    }
+
+    @Override
+    public void close() {
+        unmount();
+    }
+
+    static void requireFuse() {
+        boolean usable = Files.exists(Path.of("/dev/fuse")) && Files.isWritable(Path.of("/dev/fuse"));
+        if (!usable && "1".equals(System.getenv("VIMGFS_REQUIRE_FUSE"))) {
+            throw new AssertionError("/dev/fuse is not usable and VIMGFS_REQUIRE_FUSE=1: the mount tests must run here");
+        }
+        Assumptions.assumeTrue(usable, "no usable /dev/fuse");
+    }
+
+    static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+}
