@@ -38,7 +38,7 @@ final class MountCommand implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
-    @Parameters(arity = "1..2", paramLabel = "[STORE] MOUNTPOINT")
+    @Parameters(index = "0..1", arity = "1..2", paramLabel = "[STORE] MOUNTPOINT")
     List<Path> paths;
 
     @Option(names = "-o", paramLabel = "OPTS", description = "Mount options, comma-separated: allow_other, nonempty, "

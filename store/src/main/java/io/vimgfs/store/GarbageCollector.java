@@ -136,6 +136,9 @@ final class GarbageCollector {
      * OverlappingFileLockException; in another, as a failed tryLock.
      */
     private static boolean heldByWriter(Path file) throws IOException {
+        if (Upload.isOpenHere(file)) {
+            return true; // opening and closing it here would release the writer's lock
+        }
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
             FileLock lock = channel.tryLock();
             if (lock == null) {

@@ -9,6 +9,8 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -77,7 +79,7 @@ public final class ImageStore implements Closeable {
         BlobFiles files = new BlobFiles(absolute);
         refuseForeignDirectory(files);
         files.createDirectories();
-        StoreLock lock = new StoreLock(files.workDir().resolve("lock"));
+        StoreLock lock = StoreLock.open(files.workDir().resolve("lock"));
         ImageStore store = new ImageStore(files, options, lock);
         try {
             lock.exclusive(() -> {
@@ -458,7 +460,12 @@ public final class ImageStore implements Closeable {
         FileChannel channel = FileChannel.open(claimFile, StandardOpenOption.CREATE, StandardOpenOption.READ,
                 StandardOpenOption.WRITE);
         try {
-            var claim = channel.tryLock();
+            FileLock claim;
+            try {
+                claim = channel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                claim = null; // mounted by this very process
+            }
             if (claim == null) {
                 String holder = new String(Files.readAllBytes(claimFile), java.nio.charset.StandardCharsets.UTF_8).strip();
                 throw new StoreLockedException("store " + files.root() + " is already mounted"

@@ -8,6 +8,8 @@ import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongConsumer;
 
 /**
@@ -17,6 +19,8 @@ import java.util.function.LongConsumer;
  * another process) that the file is still being written.
  */
 public final class Upload implements Closeable {
+    private static final Set<Path> OPEN_HERE = ConcurrentHashMap.newKeySet();
+
     private final Path file;
     private final FileChannel channel;
     private final FileLock ownership;
@@ -32,15 +36,30 @@ public final class Upload implements Closeable {
 
     /** Creates and locks the staging file at once, so garbage collection never sees it unlocked but for an instant. */
     static Upload create(Path file) throws IOException {
-        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                StandardOpenOption.WRITE);
+        OPEN_HERE.add(file);
         try {
-            return new Upload(file, channel, channel.lock());
+            FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE);
+            try {
+                return new Upload(file, channel, channel.lock());
+            } catch (IOException | RuntimeException e) {
+                channel.close();
+                Files.deleteIfExists(file);
+                throw e;
+            }
         } catch (IOException | RuntimeException e) {
-            channel.close();
-            Files.deleteIfExists(file);
+            OPEN_HERE.remove(file);
             throw e;
         }
+    }
+
+    /**
+     * Whether an upload of this JVM has the file open. Garbage collection must ask this before it
+     * opens the file: closing any descriptor of a file drops the process's POSIX lock on it, and
+     * with it the upload's claim against gc in other processes.
+     */
+    static boolean isOpenHere(Path file) {
+        return OPEN_HERE.contains(file);
     }
 
     /** Writes all of {@code data} at {@code offset}; returns the bytes written. */
@@ -111,6 +130,7 @@ public final class Upload implements Closeable {
                 ownership.release();
             } finally {
                 channel.close();
+                OPEN_HERE.remove(file);
             }
         }
     }

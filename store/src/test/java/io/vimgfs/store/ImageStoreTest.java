@@ -586,7 +586,9 @@ class ImageStoreTest {
     /** Waits until the thread is parked (on the store lock), without sleeping. */
     private static void awaitBlocked(AtomicReference<Thread> thread) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (thread.get() == null || thread.get().getState() != Thread.State.WAITING) {
+        while (thread.get() == null || thread.get().getState() != Thread.State.WAITING
+                || java.util.Arrays.stream(thread.get().getStackTrace())
+                        .noneMatch(frame -> frame.getClassName().equals(StoreLock.class.getName()))) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("the placing thread never blocked on the store lock");
             }
