@@ -56,6 +56,40 @@ final class MountedStore implements AutoCloseable {
         return mountpoint.resolve(relative);
     }
 
+    /** The mount path as a string, for command lines. */
+    String at(String relative) {
+        return path(relative).toString();
+    }
+
+    /** {@code ls -A} of a directory in the mount; empty when it does not exist. */
+    List<String> ls(String relative) {
+        Shell.Result result = Shell.run("ls", "-A", at(relative));
+        return result.exit() != 0 || result.out().isBlank() ? List.of() : List.of(result.out().strip().split("\n"));
+    }
+
+    /** Whether an entry (a dangling link included) exists in the mount, as {@code test -e -o -L} sees it. */
+    boolean exists(String relative) {
+        return Shell.run("test", "-e", at(relative), "-o", "-L", at(relative)).exit() == 0;
+    }
+
+    /** The store's staging directory: what uploads leave behind. */
+    List<String> stagingFiles() {
+        Path staging = store.resolve(".vimgfs/staging");
+        if (!Files.isDirectory(staging)) {
+            return List.of();
+        }
+        try (var files = Files.list(staging)) {
+            return files.map(f -> f.getFileName().toString()).sorted().toList();
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Where an image's bytes live in the store. */
+    Path blob(String hex) {
+        return store.resolve("blobs/sha256").resolve(hex);
+    }
+
     /** Unmounts and waits for the daemon to let go of the store. */
     void unmount() {
         if (!isMounted()) {
@@ -114,6 +148,18 @@ final class MountedStore implements AutoCloseable {
             throw new AssertionError("/dev/fuse is not usable and VIMGFS_REQUIRE_FUSE=1: the mount tests must run here");
         }
         Assumptions.assumeTrue(usable, "no usable /dev/fuse");
+    }
+
+    /** Polls for up to 5 s: the mount shows others' changes within about a second. */
+    static boolean eventually(java.util.function.BooleanSupplier condition) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while (System.nanoTime() < deadline) {
+            if (condition.getAsBoolean()) {
+                return true;
+            }
+            sleep(50);
+        }
+        return condition.getAsBoolean();
     }
 
     static void sleep(long millis) {
