@@ -43,6 +43,18 @@ final class Shell {
         return run(DEFAULT_TIMEOUT, Map.of(), List.of("bash", "-c", script));
     }
 
+    /** Starts a command in the background (output discarded), for tests that kill or race it. */
+    static Process spawn(String... command) {
+        try {
+            return new ProcessBuilder(command)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
+        } catch (IOException e) {
+            throw new AssertionError("cannot start " + List.of(command), e);
+        }
+    }
+
     static Result run(Duration timeout, Map<String, String> env, List<String> command) {
         try {
             Path out = Files.createTempFile("vimgfs-test-out", ".txt");
@@ -96,6 +108,20 @@ final class Shell {
 
     static String java() {
         return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    }
+
+    /** SHA-256 in this JVM (SHA-NI, ~1.5 GB/s): for big files where sha256sum would be slow. */
+    static String sha256InProcess(Path file) {
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file)) {
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocateDirect(1 << 20);
+            while (channel.read(buffer.clear()) > 0) {
+                sha.update(buffer.flip());
+            }
+            return java.util.HexFormat.of().formatHex(sha.digest());
+        } catch (IOException | java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError("cannot hash " + file, e);
+        }
     }
 
     static String sha256(Path file) {
