@@ -93,10 +93,17 @@ final class Catalog {
 
     /** This catalog with the name moved to (or added for) the image. */
     Catalog withName(ImageName name, StoredImage image) {
+        return withNames(List.of(Map.entry(name, image)));
+    }
+
+    /** This catalog with every name moved to (or added for) its image, in order, pruned once. */
+    Catalog withNames(List<Map.Entry<ImageName, StoredImage>> added) {
         NavigableMap<Digest, StoredImage> newImages = new TreeMap<>(images);
-        newImages.put(image.layer(), image);
         SortedMap<ImageName, Digest> newNames = new TreeMap<>(names);
-        newNames.put(name, image.layer());
+        for (Map.Entry<ImageName, StoredImage> entry : added) {
+            newImages.put(entry.getValue().layer(), entry.getValue());
+            newNames.put(entry.getKey(), entry.getValue().layer());
+        }
         return new Catalog(newImages, newNames, foreign).pruned();
     }
 

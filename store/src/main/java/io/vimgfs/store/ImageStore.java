@@ -43,6 +43,7 @@ public final class ImageStore implements Closeable {
     private static final Pattern DIGEST_PREFIX = Pattern.compile("(?:sha256:)?([0-9a-f]{3,64})");
     private static final Pattern OTHER_DIGEST = Pattern.compile("[a-z0-9]+:[0-9a-fA-F]{32,}");
     private static final int COPY_CHUNK = 1 << 20;
+    private static final int BATCH_COMMIT = 1000;
 
     private final BlobFiles files;
     private final StoreOptions options;
@@ -245,26 +246,88 @@ public final class ImageStore implements Closeable {
     public ImageInfo importStream(InputStream in, Reference reference, LongConsumer progress) throws IOException {
         Upload upload = beginUpload();
         try {
-            byte[] chunk = new byte[COPY_CHUNK];
-            long position = 0;
-            int n;
-            while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
-                ByteBuffer data = ByteBuffer.wrap(chunk, 0, n);
-                if (!allZero(chunk, n)) {
-                    upload.write(data, position);
-                }
-                position += n;
-                progress.accept(n);
-            }
-            upload.truncate(position);
+            copyInto(upload, in, progress);
             return place(upload, reference);
         } finally {
             upload.abandon();
         }
     }
 
+    /** One file of a batch import and the name to give it. */
+    public record ImportItem(Path file, Reference reference) {
+    }
+
+    /**
+     * Imports many files with one index commit per {@value #BATCH_COMMIT} files: all of a chunk is
+     * placed or none. A base must come before the overlays that name it.
+     */
+    public List<ImageInfo> importAll(List<ImportItem> items, LongConsumer progress) throws IOException {
+        List<ImageInfo> placed = new ArrayList<>();
+        for (int from = 0; from < items.size(); from += BATCH_COMMIT) {
+            placed.addAll(importChunk(items.subList(from, Math.min(items.size(), from + BATCH_COMMIT)), progress));
+        }
+        return placed;
+    }
+
+    private List<ImageInfo> importChunk(List<ImportItem> items, LongConsumer progress) throws IOException {
+        List<Upload> uploads = new ArrayList<>();
+        try {
+            refresh();
+            List<Staged> staged = new ArrayList<>();
+            for (ImportItem item : items) {
+                Upload upload = beginUpload();
+                uploads.add(upload);
+                try (InputStream in = Files.newInputStream(item.file())) {
+                    copyInto(upload, in, progress);
+                    staged.add(stage(upload, item.reference()));
+                } catch (StoreException e) {
+                    throw e;
+                } catch (IOException e) {
+                    throw new IOException(item.file() + ": " + e.getMessage(), e);
+                }
+            }
+            return lock.exclusive(() -> {
+                reloadIfChanged();
+                Catalog catalog = current.catalog();
+                List<Map.Entry<ImageName, StoredImage>> names = new ArrayList<>();
+                Map<Digest, StoredImage> admitted = new HashMap<>();
+                for (Staged s : staged) {
+                    StoredImage image = admit(catalog, admitted, s);
+                    admitted.put(image.layer(), image);
+                    names.add(Map.entry(s.reference().name(), image));
+                }
+                commit(catalog.withNames(names));
+                Catalog now = current.catalog();
+                return names.stream().map(e -> now.info(now.image(e.getValue().layer()).orElseThrow())).toList();
+            });
+        } finally {
+            for (Upload upload : uploads) {
+                upload.abandon();
+            }
+        }
+    }
+
+    private static void copyInto(Upload upload, InputStream in, LongConsumer progress) throws IOException {
+        byte[] chunk = new byte[COPY_CHUNK];
+        long position = 0;
+        int n;
+        while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
+            if (!allZero(chunk, n)) {
+                upload.write(ByteBuffer.wrap(chunk, 0, n), position);
+            }
+            position += n;
+            progress.accept(n);
+        }
+        upload.truncate(position);
+    }
+
     private static boolean allZero(byte[] chunk, int length) {
         return java.util.Arrays.mismatch(chunk, 0, length, new byte[length], 0, length) < 0;
+    }
+
+    /** An upload hashed, made durable and checked, ready to be admitted under the lock. */
+    private record Staged(Upload upload, Reference reference, Digest digest, long size, ProbeResult probe,
+            Optional<Digest> backing) {
     }
 
     /**
@@ -273,40 +336,57 @@ public final class ImageStore implements Closeable {
      */
     public ImageInfo place(Upload upload, Reference reference) throws IOException {
         try {
-            options.crashHook().accept(CrashPoint.STAGED);
-            Digest digest = upload.seal(n -> { });
-            options.crashHook().accept(CrashPoint.STAGED_SYNCED);
-            long size = upload.size();
-            if (reference.pin().isPresent() && !reference.pin().get().equals(digest)) {
-                throw new DigestMismatchException(reference.pin().get(), digest);
-            }
             refresh();
-            Optional<StoredImage> known = current.catalog().image(digest);
-            ProbeResult probe = known.isPresent() ? null : probe(upload.channel(), size);
-            Optional<Digest> backing = known.isPresent() ? known.get().backing() : backingDigest(probe);
+            Staged staged = stage(upload, reference);
             return lock.exclusive(() -> {
                 reloadIfChanged();
                 Catalog catalog = current.catalog();
-                if (backing.isPresent() && catalog.image(backing.get()).isEmpty()) {
-                    throw new ImageRejectedException(ImageRejectedException.Reason.MISSING_BACKING,
-                            "backing image " + backing.get() + " is not in the store; add the base image first");
-                }
-                StoredImage image = catalog.image(digest).orElse(null);
-                if (image == null) {
-                    // Known content can lose its image before we hold the lock: then it is new again.
-                    ProbeResult found = probe != null ? probe : probe(upload.channel(), size);
-                    files.install(upload.file(), digest);
-                    files.syncBlobDir();
-                    options.crashHook().accept(CrashPoint.LAYER_PLACED);
-                    image = writeMetadata(digest, size, found, backing);
-                    options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
-                }
+                StoredImage image = admit(catalog, Map.of(), staged);
                 commit(catalog.withName(reference.name(), image));
                 return current.catalog().info(image);
             });
         } finally {
             upload.abandon();
         }
+    }
+
+    /** Seals the upload, checks a pinned digest, and probes content the store does not hold yet. */
+    private Staged stage(Upload upload, Reference reference) throws IOException {
+        options.crashHook().accept(CrashPoint.STAGED);
+        Digest digest = upload.seal(n -> { });
+        options.crashHook().accept(CrashPoint.STAGED_SYNCED);
+        long size = upload.size();
+        if (reference.pin().isPresent() && !reference.pin().get().equals(digest)) {
+            throw new DigestMismatchException(reference.pin().get(), digest);
+        }
+        Optional<StoredImage> known = current.catalog().image(digest);
+        ProbeResult probe = known.isPresent() ? null : probe(upload.channel(), size);
+        Optional<Digest> backing = known.isPresent() ? known.get().backing() : backingDigest(probe);
+        return new Staged(upload, reference, digest, size, probe, backing);
+    }
+
+    /**
+     * Under the lock: the stored image for staged content, moving its layer into blobs/ and writing
+     * its manifest if it is new. {@code admitted} holds images of the same batch not yet committed.
+     */
+    private StoredImage admit(Catalog catalog, Map<Digest, StoredImage> admitted, Staged staged) throws IOException {
+        Optional<Digest> backing = staged.backing();
+        if (backing.isPresent() && catalog.image(backing.get()).isEmpty() && !admitted.containsKey(backing.get())) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.MISSING_BACKING,
+                    "backing image " + backing.get() + " is not in the store; add the base image first");
+        }
+        StoredImage image = catalog.image(staged.digest()).orElse(admitted.get(staged.digest()));
+        if (image != null) {
+            return image;
+        }
+        // Known content can lose its image before we hold the lock: then it is new again.
+        ProbeResult probe = staged.probe() != null ? staged.probe() : probe(staged.upload().channel(), staged.size());
+        files.install(staged.upload().file(), staged.digest());
+        files.syncBlobDir();
+        options.crashHook().accept(CrashPoint.LAYER_PLACED);
+        image = writeMetadata(staged.digest(), staged.size(), probe, backing);
+        options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
+        return image;
     }
 
     private static ProbeResult probe(FileChannel channel, long size) throws IOException {
