@@ -17,7 +17,9 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
     @Override
     public int handleExecutionException(Exception e, CommandLine cli, CommandLine.ParseResult parseResult) {
         Main main = cli.getCommandSpec().root().userObject() instanceof Main m ? m : null;
-        String store = main == null ? "" : "store " + main.storePath() + ": ";
+        java.nio.file.Path path = cli.getCommand() instanceof MountCommand mount ? mount.store()
+                : main == null ? null : main.storePath();
+        String store = path == null ? "" : "store " + path + ": ";
         cli.getErr().println("vimgfs: " + store + describe(e));
         if (Boolean.getBoolean("vimgfs.debug")) {
             e.printStackTrace(cli.getErr());

@@ -55,6 +55,11 @@ final class MountCommand implements Callable<Integer> {
             description = "Where the background mount logs (default: STORE/.vimgfs/mount.log).")
     Path logFile;
 
+    /** The store this mount is of: the first of two paths, else --store or the default. */
+    Path store() {
+        return paths != null && paths.size() == 2 ? paths.get(0) : main.storePath();
+    }
+
     /** Lets {@code vimgfs MOUNTPOINT} and {@code vimgfs STORE MOUNTPOINT -o …} mean {@code vimgfs mount …}. */
     static String[] rewriteMountForm(String[] args) {
         for (int i = 0; i < args.length; i++) {
@@ -79,7 +84,7 @@ final class MountCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Path store = paths.size() == 2 ? paths.get(0) : main.storePath();
+        Path store = store();
         Path mountpoint = paths.get(paths.size() - 1).toAbsolutePath().normalize();
         MountRequest request = new MountRequest(store.toAbsolutePath().normalize(), mountpoint,
                 MountRequest.splitOptions(optionLists), debug);

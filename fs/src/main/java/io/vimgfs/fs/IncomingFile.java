@@ -85,6 +85,15 @@ final class IncomingFile {
         return openHandles == 0;
     }
 
+    /** An upload closed by its last writer without a byte in it: nothing to place, nothing to keep. */
+    synchronized boolean abandonIfEmpty() {
+        if (openHandles == 0 && state == State.WRITING && !staged() && upload.size() == 0) {
+            abandon();
+            return true;
+        }
+        return false;
+    }
+
     synchronized boolean isOpen() {
         return openHandles > 0;
     }
@@ -126,6 +135,13 @@ final class IncomingFile {
         }
         if (state == State.ABANDONED || staged()) {
             return null;
+        }
+        if (upload.size() == 0) {
+            // dd of= and shell redirections open, dup2 and close before they write: an empty
+            // file is refused at this close but stays writable; if it is still empty when the
+            // last descriptor goes, it is dropped (see VimgFs.release).
+            LOG.log(System.Logger.Level.INFO, () -> "incoming/" + name + " is empty at close: an image needs at least one byte [EINVAL]");
+            return Errno.EINVAL;
         }
         long start = System.nanoTime();
         try {

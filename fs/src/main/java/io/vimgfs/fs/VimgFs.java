@@ -243,8 +243,9 @@ public final class VimgFs implements Closeable {
         OpenFile open = handles.remove(handle);
         if (open instanceof OpenFile.ImageHandle image) {
             image.channel().close();
-        } else if (open instanceof OpenFile.UploadHandle upload) {
-            upload.file().closed();
+        } else if (open instanceof OpenFile.UploadHandle upload && upload.file().closed()
+                && upload.file().abandonIfEmpty()) {
+            incoming.forget(upload.file());
         }
     }
 

@@ -277,6 +277,24 @@ class VimgFsTest {
     }
 
     @Test
+    void ddAndShellRedirectionsCloseADupedDescriptorBeforeWriting() throws Exception {
+        // dd of=incoming/dd:1 does open(O_CREAT|O_TRUNC) = 3; dup2(3, 1); close(3); write(1, …)…; close(1)
+        byte[] content = randomBytes(50_000, 20);
+        long handle = fs.create("/incoming/dd:1").handle();
+        assertEquals(Errno.EINVAL, errno(() -> fs.flush(handle))); // dd ignores this close's result
+        writeAll(handle, content, 0);
+        fs.flush(handle);
+        fs.release(handle);
+        assertEquals(sha256(content), store.image(ImageName.parse("dd:1")).orElseThrow().digest().hex());
+        // touch incoming/empty:1: the close says EINVAL and nothing is left behind
+        long touched = fs.create("/incoming/empty:1").handle();
+        assertEquals(Errno.EINVAL, errno(() -> fs.flush(touched)));
+        fs.release(touched);
+        assertEquals(List.of(), fs.readdir("/incoming"));
+        assertEquals(0, stagingFiles());
+    }
+
+    @Test
     void aTruncatedQcow2IsRefusedWithEio() throws Exception {
         byte[] header = new byte[512];
         ByteBuffer b = ByteBuffer.wrap(header);

@@ -1,0 +1,125 @@
+package io.vimgfs.nativetest;
+
+import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The mount command (SPEC §8): refusals with a clear message and a non-zero exit, and clean unmounts. */
+class MountCommandTest {
+    private static final Duration UNMOUNT_LIMIT = Duration.ofSeconds(10);
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void aSecondMountOfTheSameStoreFailsAndTheFirstKeepsWorking() throws IOException {
+        Path source = Fixtures.small(dir, "img.raw", 40_000, 31);
+        try (MountedStore m = MountedStore.mount(dir)) {
+            Shell.run("cp", source.toString(), m.at("incoming/img:1")).ok();
+            Path second = Files.createDirectories(dir.resolve("second"));
+
+            Shell.Result result = Shell.vimgfsRaw(m.store.toString(), second.toString());
+
+            assertNotEquals(0, result.exit());
+            assertTrue(result.err().contains("already mounted") && result.err().contains(m.mountpoint.toString()),
+                    "the message says the store is mounted, and where: " + result.err());
+            assertEquals(1, Shell.run("findmnt", "-n", second.toString()).exit(), "nothing is mounted at the second mountpoint");
+            assertEquals(List.of("img"), m.ls("tags"), "the first mount still works");
+        }
+    }
+
+    @Test
+    void mountingOnABusyNonEmptyOrMissingDirectoryFailsWithAReason() throws IOException {
+        Path store = dir.resolve("store");
+        Path full = Files.createDirectories(dir.resolve("full"));
+        Files.writeString(full.resolve("keep.txt"), "mine");
+        Path missing = dir.resolve("missing");
+        try (MountedStore m = MountedStore.mount(dir)) {
+            Shell.Result busy = Shell.vimgfsRaw(dir.resolve("other-store").toString(), m.mountpoint.toString());
+            Shell.Result nonEmpty = Shell.vimgfsRaw(store.toString(), full.toString());
+            Shell.Result absent = Shell.vimgfsRaw(store.toString(), missing.toString());
+            assertAll(
+                    () -> assertFailed(busy, "busy"),
+                    () -> assertFailed(nonEmpty, "not empty"),
+                    () -> assertFailed(absent, "does not exist"),
+                    () -> assertEquals("mine", Files.readString(full.resolve("keep.txt"))),
+                    () -> assertFalse(Files.exists(missing), "a missing mountpoint is not created behind the user's back"),
+                    () -> assertTrue(m.isMounted()));
+        }
+    }
+
+    /** The refusal names the store the user gave, not the default one. */
+    @Test
+    void aRefusalNamesTheStoreThatWasGiven() throws IOException {
+        Path full = Files.createDirectories(dir.resolve("full"));
+        Files.writeString(full.resolve("keep.txt"), "mine");
+
+        Shell.Result result = Shell.vimgfsRaw(dir.resolve("store").toString(), full.toString());
+
+        assertFailed(result, "not empty");
+        assertFalse(result.err().contains("/var/lib/vimgfs"),
+                "the message blames the default store although " + dir.resolve("store") + " was given: " + result.err());
+    }
+
+    @Test
+    void fusermountUnmountsCleanlyAndARemountShowsEverything() {
+        Path source = Fixtures.small(dir, "img.raw", 40_000, 32);
+        String hex = Fixtures.sha256(source);
+        try (MountedStore m = MountedStore.mount(dir)) {
+            Shell.run("cp", source.toString(), m.at("incoming/img:1")).ok();
+            long pid = m.daemonPid();
+
+            Shell.run("fusermount", "-u", m.mountpoint.toString()).ok();
+
+            assertFalse(m.isMounted());
+            Eventually.within(UNMOUNT_LIMIT, "the daemon exits after fusermount -u", () -> !alive(pid));
+            assertTrue(m.log().contains("unmounted " + m.mountpoint), m.log());
+            m.start();
+            assertEquals(List.of(hex), m.ls("by-digest/sha256"));
+            assertEquals(List.of("1"), m.ls("tags/img"));
+        }
+    }
+
+    @Test
+    void sigtermToTheDaemonUnmountsCleanlyAndAStagedUploadIsCleanedAtTheNextMount() {
+        Path source = Fixtures.small(dir, "img.raw", 40_000, 33);
+        String hex = Fixtures.sha256(source);
+        try (MountedStore m = MountedStore.mount(dir)) {
+            Shell.run("cp", source.toString(), m.at("incoming/img:1")).ok();
+            Shell.run("cp", source.toString(), m.at("incoming/.half-done")).ok();
+            long pid = m.daemonPid();
+            assertTrue(pid > 0, "mount.lock names the daemon's pid");
+
+            Shell.run("kill", "-TERM", Long.toString(pid)).ok();
+
+            Eventually.within(UNMOUNT_LIMIT, "SIGTERM unmounts", () -> !m.isMounted());
+            Eventually.within(UNMOUNT_LIMIT, "the daemon exits after SIGTERM", () -> !alive(pid));
+            assertEquals(List.of(), Shell.run("ls", "-A", m.mountpoint.toString()).ok().out().lines().toList(),
+                    "the mountpoint is an empty directory again");
+            m.start();
+            assertEquals(List.of(hex), m.ls("by-digest/sha256"), "nothing placed is lost");
+            assertEquals(List.of("1"), m.ls("tags/img"));
+            assertEquals(List.of(), m.ls("incoming"));
+            assertEquals(List.of(), m.stagingFiles(), "the staged dot-file is cleaned at the next mount");
+        }
+    }
+
+    private static void assertFailed(Shell.Result result, String reason) {
+        assertNotEquals(0, result.exit(), "exit code of " + String.join(" ", result.command()));
+        assertTrue(result.err().contains(reason), "the message says \"" + reason + "\": " + result.err());
+    }
+
+    private static boolean alive(long pid) {
+        return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+    }
+}
