@@ -26,7 +26,8 @@ final class IncomingFile {
     private final long inode;
     private volatile String name;
     private volatile State state = State.WRITING;
-    private Errno failure;
+    private volatile Errno failure;
+    private boolean dropWhenClosed;
     private int openHandles;
     private volatile Instant modified;
 
@@ -79,10 +80,18 @@ final class IncomingFile {
     /** Returns true when this was the last open handle. */
     synchronized boolean closed() {
         openHandles--;
-        if (openHandles == 0 && state == State.ABANDONED) {
+        if (openHandles == 0 && (state == State.ABANDONED || dropWhenClosed)) {
             dropQuietly();
         }
         return openHandles == 0;
+    }
+
+    private void dropQuietlyWhenClosed() {
+        if (openHandles == 0) {
+            dropQuietly();
+        } else {
+            dropWhenClosed = true;
+        }
     }
 
     /** An upload closed by its last writer without a byte in it: nothing to place, nothing to keep. */
@@ -100,9 +109,24 @@ final class IncomingFile {
 
     int write(ByteBuffer data, long offset) throws IOException, FsException {
         requireWriting();
-        int written = upload.write(data, offset);
-        modified = clock.instant();
-        return written;
+        try {
+            int written = upload.write(data, offset);
+            modified = clock.instant();
+            return written;
+        } catch (IOException e) {
+            failWith(Errors.errnoOf(e), e);
+            throw e;
+        }
+    }
+
+    /** A write that failed (ENOSPC, EIO) leaves a hole in the upload: it must never be placed. */
+    private synchronized void failWith(Errno errno, IOException cause) {
+        if (state == State.WRITING) {
+            state = State.FAILED;
+            failure = errno;
+            LOG.log(System.Logger.Level.WARNING, "upload incoming/" + name + " failed: " + cause.getMessage() + " [" + errno + "]");
+            dropQuietlyWhenClosed();
+        }
     }
 
     int read(ByteBuffer into, long offset) throws IOException {
@@ -117,8 +141,11 @@ final class IncomingFile {
 
     private void requireWriting() throws FsException {
         State now = state();
-        if (now == State.PLACED || now == State.FAILED) {
-            throw new FsException(Errno.EIO, "incoming/" + name() + " was already placed or refused; write a new file");
+        if (now == State.FAILED) {
+            throw new FsException(failure, "incoming/" + name() + " failed earlier; write a new file");
+        }
+        if (now == State.PLACED) {
+            throw new FsException(Errno.EIO, "incoming/" + name() + " was already placed; write a new file");
         }
     }
 
