@@ -43,7 +43,6 @@ class MountHelperTest {
         } finally {
             Shell.run(Duration.ofSeconds(30), Map.of(), List.of("umount", mountpoint.toString()));
         }
-        assertTrue(MountedStore.eventually(() -> Shell.run("findmnt", mountpoint.toString()).exit() != 0),
-                "umount did not unmount");
+        Eventually.within(Duration.ofSeconds(5), "umount to unmount", () -> Shell.run("findmnt", mountpoint.toString()).exit() != 0);
     }
 }

@@ -150,18 +150,6 @@ final class MountedStore implements AutoCloseable {
         Assumptions.assumeTrue(usable, "no usable /dev/fuse");
     }
 
-    /** Polls for up to 5 s: the mount shows others' changes within about a second. */
-    static boolean eventually(java.util.function.BooleanSupplier condition) {
-        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-        while (System.nanoTime() < deadline) {
-            if (condition.getAsBoolean()) {
-                return true;
-            }
-            sleep(50);
-        }
-        return condition.getAsBoolean();
-    }
-
     static void sleep(long millis) {
         try {
             Thread.sleep(millis);
