@@ -50,6 +50,19 @@ final class FuseAdapter extends FuseStubFS {
         return fsName;
     }
 
+    String fsName() {
+        return fsName;
+    }
+
+    /** libfuse's {@code struct fuse_operations}, filled by jnr-fuse with our callbacks. */
+    Pointer operations() {
+        return Struct.getMemory(fuseOperations);
+    }
+
+    long operationsSize() {
+        return Struct.size(fuseOperations);
+    }
+
     private static int call(String operation, String path, Call call) {
         try {
             return call.run();
@@ -87,11 +100,15 @@ final class FuseAdapter extends FuseStubFS {
         stat.st_gid.set(gid);
         long seconds = attr.modified().getEpochSecond();
         long nanos = attr.modified().getNano();
-        for (Timespec time : List.of(stat.st_mtim, stat.st_ctim, stat.st_atim)) {
-            time.tv_sec.set(seconds);
-            time.tv_nsec.set(nanos);
-        }
+        setTime(stat.st_mtim, seconds, nanos);
+        setTime(stat.st_ctim, seconds, nanos);
+        setTime(stat.st_atim, seconds, nanos);
         return 0;
+    }
+
+    private static void setTime(Timespec time, long seconds, long nanos) {
+        time.tv_sec.set(seconds);
+        time.tv_nsec.set(nanos);
     }
 
     @Override

@@ -61,7 +61,7 @@ final class ImageTree {
         for (Map.Entry<String, TreeSet<String>> dir : children.entrySet()) {
             List<String> entries = List.copyOf(dir.getValue());
             int subdirectories = (int) entries.stream().filter(e -> children.containsKey(join(dir.getKey(), e))).count();
-            nodes.put(dir.getKey(), new Node.Directory(dir.getKey(), entries, subdirectories));
+            nodes.put(dir.getKey(), new Node.Directory(dir.getKey(), entries, subdirectories, Inodes.ofPath(dir.getKey())));
         }
         return new ImageTree(generation, Map.copyOf(nodes), Map.copyOf(byDigest));
     }
@@ -91,7 +91,7 @@ final class ImageTree {
             return;
         }
         child(children, parent, path.substring(slash + 1));
-        nodes.put(path, new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.of(name)));
+        nodes.put(path, new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.of(name), Inodes.ofPath(path)));
     }
 
     private static void child(Map<String, TreeSet<String>> children, String dir, String name) {
@@ -126,7 +126,8 @@ final class ImageTree {
         if (Digest.isHex64(leaf) && underNames(parent) && nodes.get(parent) instanceof Node.Directory) {
             ImageInfo image = images.get(new Digest(leaf));
             if (image != null) {
-                return Optional.of(new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.empty()));
+                return Optional.of(new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.empty(),
+                        Inodes.ofPath(path)));
             }
         }
         return Optional.empty();

@@ -18,7 +18,15 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     private static final List<String> BUILT_IN = List.of("default_permissions", "use_ino", "big_writes",
             "entry_timeout=1", "attr_timeout=1", "negative_timeout=0");
 
+    private static final String THREADS = "threads=";
+    private static final int DEFAULT_THREADS = 8;
+
     public MountRequest {
+        for (String option : options) {
+            if (option.startsWith(THREADS) && !option.substring(THREADS.length()).matches("[1-9][0-9]{0,2}")) {
+                throw new IllegalArgumentException("-o " + option + ": threads is a number from 1 to 999");
+            }
+        }
         options = List.copyOf(options);
     }
 
@@ -42,11 +50,18 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         all.add("subtype=vimgfs");
         all.addAll(BUILT_IN);
         for (String option : options) {
-            if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")) {
+            if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")
+                    && !option.startsWith(THREADS)) {
                 all.add(option);
             }
         }
         return List.copyOf(all);
+    }
+
+    /** {@code -o threads=N}: how many requests the daemon serves at once (default 8). */
+    int threads() {
+        return options.stream().filter(o -> o.startsWith(THREADS)).reduce((a, b) -> b)
+                .map(o -> Integer.parseInt(o.substring(THREADS.length()))).orElse(DEFAULT_THREADS);
     }
 
     boolean allowNonEmpty() {

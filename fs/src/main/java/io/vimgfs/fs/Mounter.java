@@ -13,6 +13,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import ru.serce.jnrfuse.utils.MountUtils;
 
 /**
  * Runs one mount in the foreground: checks the request, opens and claims the store, serves
@@ -83,25 +85,29 @@ public final class Mounter {
             });
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
             CountDownLatch finished = new CountDownLatch(1);
+            AtomicBoolean live = new AtomicBoolean();
             Thread onSignal = new Thread(() -> {
-                adapter.umount();
+                if (live.get()) {
+                    MountUtils.umount(mountpoint); // lazy unmount: the workers see ENODEV and stop
+                }
                 awaitQuietly(finished);
             }, "vimgfs-unmount-on-signal");
             Runtime.getRuntime().addShutdownHook(onSignal);
             List<String> args = List.of("-o", String.join(",", request.fuseOptions()));
             LOG.log(System.Logger.Level.INFO, "mounting " + store.root() + " at " + mountpoint + " with " + args.get(1));
             try {
-                adapter.mount(mountpoint, true, request.debug(), args.toArray(String[]::new));
+                new FuseLoop().run(adapter, mountpoint, args, request.debug(), request.threads(), () -> live.set(true));
+            } catch (IllegalStateException e) {
+                throw new MountException(e.getMessage());
             } finally {
                 watcher.shutdownNow();
                 fs.close();
-                LOG.log(System.Logger.Level.INFO, "unmounted " + mountpoint);
+                if (live.get()) {
+                    LOG.log(System.Logger.Level.INFO, "unmounted " + mountpoint);
+                }
                 finished.countDown();
                 removeHook(onSignal);
             }
-        } catch (ru.serce.jnrfuse.FuseException e) {
-            throw new MountException("libfuse could not mount " + mountpoint + ": " + e.getMessage()
-                    + (e.getCause() != null ? " (" + e.getCause().getMessage() + ")" : ""));
         }
     }
 

@@ -9,7 +9,7 @@ import java.util.Optional;
 sealed interface Node {
 
     /** A directory with its entries in listing order. */
-    record Directory(String path, List<String> children, int subdirectories) implements Node {
+    record Directory(String path, List<String> children, int subdirectories, long inode) implements Node {
     }
 
     /** {@code by-digest/sha256/<hex>}: the image's bytes. */
@@ -20,6 +20,6 @@ sealed interface Node {
      * {@code by-name/…} and {@code tags/…}: a relative link to an image file. {@code name} is
      * empty for the bare-digest links that resolve in every name directory (SPEC §6).
      */
-    record Link(String path, String target, ImageInfo image, Optional<ImageName> name) implements Node {
+    record Link(String path, String target, ImageInfo image, Optional<ImageName> name, long inode) implements Node {
     }
 }

@@ -98,20 +98,19 @@ public final class VimgFs implements Closeable {
                     Inodes.ofDigest(image.digest()), image.created(), 1);
         }
         if (node instanceof Node.Link link) {
-            return new Attr(Attr.Kind.SYMLINK, 0777, link.target().length(), 0, Inodes.ofPath(link.path()),
-                    link.image().created(), 1);
+            return new Attr(Attr.Kind.SYMLINK, 0777, link.target().length(), 0, link.inode(), link.image().created(), 1);
         }
         Node.Directory dir = (Node.Directory) node;
-        return directoryAttr(dir.path(), dir.subdirectories());
+        return directoryAttr(dir.inode(), dir.subdirectories());
     }
 
-    private Attr directoryAttr(String path, int subdirectories) {
-        return new Attr(Attr.Kind.DIRECTORY, 0755, 4096, 8, Inodes.ofPath(path), mounted, 2 + subdirectories);
+    private Attr directoryAttr(long inode, int subdirectories) {
+        return new Attr(Attr.Kind.DIRECTORY, 0755, 4096, 8, inode, mounted, 2 + subdirectories);
     }
 
     private Attr incomingAttr(String path) throws FsException {
         if (incoming.isDirectory(path)) {
-            return directoryAttr(ImageTree.INCOMING + (path.isEmpty() ? "" : "/" + path), 0);
+            return directoryAttr(Inodes.ofPath(ImageTree.INCOMING + (path.isEmpty() ? "" : "/" + path)), 0);
         }
         Optional<IncomingFile> file = incoming.file(path);
         if (file.isPresent()) {
