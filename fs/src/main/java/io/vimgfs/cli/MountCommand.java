@@ -31,6 +31,12 @@ import picocli.CommandLine.ParentCommand;
 final class MountCommand implements Callable<Integer> {
     private static final Set<String> VERBS = Set.of("mount", "ls", "import", "tag", "rm", "gc", "fsck", "inspect", "help");
     private static final long MOUNT_TIMEOUT_SECONDS = 60;
+    /**
+     * A long-lived daemon on a small host: the serial collector on a capped heap that gives memory
+     * back (the default would size the heap from the host's RAM and keep what churn made it grow to).
+     */
+    private static final List<String> DAEMON_JVM_OPTIONS = List.of("-XX:+UseSerialGC", "-Xmx1g",
+            "-XX:MinHeapFreeRatio=10", "-XX:MaxHeapFreeRatio=30", "-XX:+ExitOnOutOfMemoryError");
 
     @ParentCommand
     Main main;
@@ -107,7 +113,11 @@ final class MountCommand implements Callable<Integer> {
             command.add("/usr/bin/setsid"); // out of the caller's session: a terminal hangup must not unmount
         }
         command.add(ProcessHandle.current().info().command().orElse("java"));
-        command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        List<String> jvmArguments = ManagementFactory.getRuntimeMXBean().getInputArguments();
+        command.addAll(jvmArguments);
+        if (jvmArguments.stream().noneMatch(a -> a.startsWith("-Xmx") || a.startsWith("-XX:+Use") && a.endsWith("GC"))) {
+            command.addAll(DAEMON_JVM_OPTIONS);
+        }
         command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "mount", "-f", "--log-file", log.toString()));
         if (debug) {
@@ -127,7 +137,7 @@ final class MountCommand implements Callable<Integer> {
             if (Mounts.isVimgfsAt(request.mountpoint())) {
                 return 0;
             }
-            if (child.waitFor(50, TimeUnit.MILLISECONDS)) {
+            if (child.waitFor(10, TimeUnit.MILLISECONDS)) {
                 spec.commandLine().getErr().println("vimgfs: mounting " + request.store() + " at " + request.mountpoint()
                         + " failed:\n" + tail(log, logStart).strip());
                 return 1;

@@ -28,7 +28,8 @@ final class FuseAdapter extends FuseStubFS {
     private static final int KEEP_CACHE_BIT = 1 << 1;
     private static final MemoryIO MEMORY = MemoryIO.getInstance();
 
-    private final VimgFs fs;
+    /** Set once before the mount by {@link #serve}; callbacks start only after it. */
+    private VimgFs fs;
     private final String fsName;
     private final long uid;
     private final long gid;
@@ -38,8 +39,11 @@ final class FuseAdapter extends FuseStubFS {
         int run() throws Exception;
     }
 
-    FuseAdapter(VimgFs fs, String fsName, long uid, long gid) {
-        this.fs = fs;
+    /**
+     * Binds libfuse and builds the callback table (jnr generates a class per callback, a third of
+     * a second), which {@link Mounter} does while the store loads.
+     */
+    FuseAdapter(String fsName, long uid, long gid) {
         this.fsName = fsName;
         this.uid = uid;
         this.gid = gid;
@@ -48,6 +52,11 @@ final class FuseAdapter extends FuseStubFS {
     @Override
     protected String getFSName() {
         return fsName;
+    }
+
+    FuseAdapter serve(VimgFs filesystem) {
+        this.fs = filesystem;
+        return this;
     }
 
     String fsName() {

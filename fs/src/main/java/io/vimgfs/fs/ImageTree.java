@@ -3,16 +3,20 @@ package io.vimgfs.fs;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
-import java.util.HashMap;
+import io.vimgfs.store.ImageStore;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
+import java.util.NavigableMap;
 import java.util.Optional;
 import java.util.TreeSet;
 
 /**
- * The read-only tree of SPEC §2 for one catalog generation: {@code by-digest/}, {@code by-name/}
- * and {@code tags/}, every path mapped to its node. Immutable; the filesystem builds a new one
- * when the store's generation changes and swaps it in.
+ * The read-only tree of SPEC §2 — {@code by-digest/}, {@code by-name/} and {@code tags/} — as
+ * a view of the store's current catalog. Nothing is built ahead: a lookup is a few lookups in
+ * the catalog's sorted maps, so a change to one name costs nothing here, whatever the store's size.
+ *
+ * <p>Where a tag's path is also a repository's directory ({@code tags/a/b} for {@code a:b} and
+ * {@code a/b:c}), the directory wins; the tag stays reachable under {@code by-name/}.
  */
 final class ImageTree {
     static final String BY_DIGEST = "/by-digest";
@@ -20,92 +24,12 @@ final class ImageTree {
     static final String BY_NAME = "/by-name";
     static final String TAGS = "/tags";
     static final String INCOMING = "/incoming";
+    private static final List<String> ROOT_ENTRIES = List.of("by-digest", "by-name", "incoming", "tags");
 
-    private final long generation;
-    private final Map<String, Node> nodes;
-    private final Map<Digest, ImageInfo> images;
+    private final ImageStore store;
 
-    private ImageTree(long generation, Map<String, Node> nodes, Map<Digest, ImageInfo> images) {
-        this.generation = generation;
-        this.nodes = nodes;
-        this.images = images;
-    }
-
-    long generation() {
-        return generation;
-    }
-
-    static ImageTree build(long generation, List<ImageInfo> images) {
-        Map<String, TreeSet<String>> children = new HashMap<>();
-        Map<String, Node> nodes = new HashMap<>();
-        Map<Digest, ImageInfo> byDigest = new HashMap<>();
-        for (String top : List.of("by-digest", "by-name", "incoming", "tags")) {
-            child(children, "/", top);
-        }
-        child(children, BY_DIGEST, "sha256");
-        children.computeIfAbsent(BY_NAME, k -> new TreeSet<>());
-        children.computeIfAbsent(TAGS, k -> new TreeSet<>());
-        children.computeIfAbsent(INCOMING, k -> new TreeSet<>());
-        children.computeIfAbsent(DIGEST_DIR, k -> new TreeSet<>());
-
-        for (ImageInfo image : images) {
-            byDigest.put(image.digest(), image);
-            String file = DIGEST_DIR + "/" + image.digest().hex();
-            nodes.put(file, new Node.ImageFile(image));
-            child(children, DIGEST_DIR, image.digest().hex());
-            for (ImageName name : image.names()) {
-                addLink(children, nodes, BY_NAME + "/" + name, image, name);
-                addLink(children, nodes, TAGS + "/" + name.repository() + "/" + name.tag(), image, name);
-            }
-        }
-        for (Map.Entry<String, TreeSet<String>> dir : children.entrySet()) {
-            List<String> entries = List.copyOf(dir.getValue());
-            int subdirectories = (int) entries.stream().filter(e -> children.containsKey(join(dir.getKey(), e))).count();
-            nodes.put(dir.getKey(), new Node.Directory(dir.getKey(), entries, subdirectories, Inodes.ofPath(dir.getKey())));
-        }
-        return new ImageTree(generation, Map.copyOf(nodes), Map.copyOf(byDigest));
-    }
-
-    /**
-     * Adds a link and the directories above it. Where a tag's path is also a repository's
-     * directory ({@code tags/a/b} for {@code a:b} and {@code a/b:c}), the directory wins; the
-     * tag stays reachable under {@code by-name/}.
-     */
-    private static void addLink(Map<String, TreeSet<String>> children, Map<String, Node> nodes, String path,
-            ImageInfo image, ImageName name) {
-        int slash = path.lastIndexOf('/');
-        String parent = path.substring(0, slash);
-        String ancestor = parent;
-        while (!ancestor.isEmpty()) {
-            int up = ancestor.lastIndexOf('/');
-            String above = up == 0 ? "/" : ancestor.substring(0, up);
-            child(children, above, ancestor.substring(up + 1));
-            nodes.remove(ancestor); // a directory displaces a link of the same path
-            if (up == 0) {
-                break;
-            }
-            ancestor = above;
-        }
-        children.computeIfAbsent(parent, k -> new TreeSet<>());
-        if (children.containsKey(path)) {
-            return;
-        }
-        child(children, parent, path.substring(slash + 1));
-        nodes.put(path, new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.of(name), Inodes.ofPath(path)));
-    }
-
-    private static void child(Map<String, TreeSet<String>> children, String dir, String name) {
-        children.computeIfAbsent(dir, k -> new TreeSet<>()).add(name);
-    }
-
-    private static String join(String dir, String name) {
-        return dir.equals("/") ? "/" + name : dir + "/" + name;
-    }
-
-    /** From a directory of the tree, the relative path to an image's file. */
-    static String relativeTarget(String fromDirectory, Digest digest) {
-        long depth = fromDirectory.chars().filter(c -> c == '/').count();
-        return "../".repeat((int) depth) + "by-digest/sha256/" + digest.hex();
+    ImageTree(ImageStore store) {
+        this.store = store;
     }
 
     /**
@@ -113,28 +37,133 @@ final class ImageTree {
      * every directory under {@code by-name/} and {@code tags/} (SPEC §6), without being listed.
      */
     Optional<Node> lookup(String path) {
-        Node node = nodes.get(path);
-        if (node != null) {
-            return Optional.of(node);
+        switch (path) {
+            case "/":
+                return Optional.of(directory(path, ROOT_ENTRIES, 4));
+            case BY_DIGEST:
+                return Optional.of(directory(path, List.of("sha256"), 1));
+            case DIGEST_DIR:
+                return Optional.of(directory(path, null, 0));
+            case BY_NAME:
+            case TAGS:
+                return Optional.of(directory(path, null, 0));
+            default:
+                break;
         }
-        int slash = path.lastIndexOf('/');
-        if (slash <= 0) {
+        if (path.startsWith(DIGEST_DIR + "/")) {
+            String hex = path.substring(DIGEST_DIR.length() + 1);
+            return Digest.isHex64(hex) ? store.image(new Digest(hex)).map(Node.ImageFile::new) : Optional.empty();
+        }
+        boolean tags = path.startsWith(TAGS + "/");
+        if (!tags && !path.startsWith(BY_NAME + "/")) {
             return Optional.empty();
         }
-        String parent = path.substring(0, slash);
-        String leaf = path.substring(slash + 1);
-        if (Digest.isHex64(leaf) && underNames(parent) && nodes.get(parent) instanceof Node.Directory) {
-            ImageInfo image = images.get(new Digest(leaf));
-            if (image != null) {
-                return Optional.of(new Node.Link(path, relativeTarget(parent, image.digest()), image, Optional.empty(),
-                        Inodes.ofPath(path)));
-            }
+        String rest = path.substring((tags ? TAGS : BY_NAME).length() + 1);
+        if (hasRepositoriesUnder(rest, tags)) {
+            return Optional.of(directory(path, null, 0));
+        }
+        int slash = rest.lastIndexOf('/');
+        String parent = slash < 0 ? "" : rest.substring(0, slash);
+        String leaf = rest.substring(slash + 1);
+        Optional<ImageName> name = tags ? nameOf(parent, leaf) : nameOf(rest);
+        Optional<Digest> digest = name.flatMap(n -> Optional.ofNullable(store.names().get(n)));
+        if (digest.isPresent()) {
+            return store.image(digest.get()).map(image -> link(path, image, name));
+        }
+        if (Digest.isHex64(leaf) && (parent.isEmpty() || hasRepositoriesUnder(parent, tags))) {
+            return store.image(new Digest(leaf)).map(image -> link(path, image, Optional.empty()));
         }
         return Optional.empty();
     }
 
-    Optional<ImageInfo> image(Digest digest) {
-        return Optional.ofNullable(images.get(digest));
+    /** The entries of a directory of the tree, sorted. */
+    List<String> list(String path) {
+        if (path.equals(DIGEST_DIR)) {
+            return store.list().stream().map(image -> image.digest().hex()).toList();
+        }
+        if (path.equals("/")) {
+            return ROOT_ENTRIES;
+        }
+        if (path.equals(BY_DIGEST)) {
+            return List.of("sha256");
+        }
+        boolean tags = path.equals(TAGS) || path.startsWith(TAGS + "/");
+        String prefix = path.equals(TAGS) || path.equals(BY_NAME) ? ""
+                : path.substring((tags ? TAGS : BY_NAME).length() + 1);
+        TreeSet<String> entries = new TreeSet<>();
+        NavigableMap<ImageName, Digest> names = store.names();
+        for (ImageName name : names.tailMap(probe(prefix), true).keySet()) {
+            String repository = name.repository();
+            if (!repository.startsWith(prefix)) {
+                break; // repositories sharing the prefix are contiguous in name order
+            }
+            if (repository.equals(prefix)) {
+                if (tags) {
+                    entries.add(name.tag());
+                }
+                continue;
+            }
+            if (!prefix.isEmpty() && repository.charAt(prefix.length()) != '/') {
+                continue; // "a-b" after "a": a neighbour, not a child
+            }
+            String below = prefix.isEmpty() ? repository : repository.substring(prefix.length() + 1);
+            int slash = below.indexOf('/');
+            if (slash >= 0) {
+                entries.add(below.substring(0, slash));
+            } else {
+                entries.add(tags ? below : below + ":" + name.tag());
+            }
+        }
+        return new ArrayList<>(entries);
+    }
+
+    /** Whether the path below by-name/ or tags/ is a directory: some repository lives under it. */
+    private boolean hasRepositoriesUnder(String rest, boolean tags) {
+        NavigableMap<ImageName, Digest> names = store.names();
+        if (tags) {
+            ImageName exact = names.ceilingKey(probe(rest));
+            if (exact != null && exact.repository().equals(rest)) {
+                return true;
+            }
+        }
+        ImageName below = names.ceilingKey(probe(rest + "/"));
+        return below != null && below.repository().startsWith(rest + "/");
+    }
+
+    /** The smallest name of a repository: every name of it, and of repositories after it, sorts at or after. */
+    private static ImageName probe(String repository) {
+        return new ImageName(repository.isEmpty() ? "\u0000" : repository, "\u0000");
+    }
+
+    private static Optional<ImageName> nameOf(String repository, String tag) {
+        if (repository.isEmpty()) {
+            return Optional.empty();
+        }
+        return Optional.of(new ImageName(repository, tag));
+    }
+
+    private static Optional<ImageName> nameOf(String byNamePath) {
+        int slash = byNamePath.lastIndexOf('/');
+        int colon = byNamePath.lastIndexOf(':');
+        if (colon <= slash + 1 || colon == byNamePath.length() - 1) {
+            return Optional.empty();
+        }
+        return Optional.of(new ImageName(byNamePath.substring(0, colon), byNamePath.substring(colon + 1)));
+    }
+
+    private static Node.Link link(String path, ImageInfo image, Optional<ImageName> name) {
+        String parent = path.substring(0, path.lastIndexOf('/'));
+        return new Node.Link(path, relativeTarget(parent, image.digest()), image, name, Inodes.ofPath(path));
+    }
+
+    private static Node.Directory directory(String path, List<String> fixedEntries, int subdirectories) {
+        return new Node.Directory(path, fixedEntries, subdirectories, Inodes.ofPath(path));
+    }
+
+    /** From a directory of the tree, the relative path to an image's file. */
+    static String relativeTarget(String fromDirectory, Digest digest) {
+        long depth = fromDirectory.chars().filter(c -> c == '/').count();
+        return "../".repeat((int) depth) + "by-digest/sha256/" + digest.hex();
     }
 
     static boolean underNames(String path) {

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -70,14 +71,20 @@ public final class Mounter {
         preflight(request);
         Path mountpoint = request.mountpoint().toAbsolutePath().normalize();
         StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint));
+        String fsName = request.store().toAbsolutePath().normalize().toString();
+        CompletableFuture<FuseAdapter> binding = CompletableFuture.supplyAsync(
+                () -> new FuseAdapter(fsName, Identity.uid(), Identity.gid()));
+        CompletableFuture<FuseLoop> loop = CompletableFuture.supplyAsync(FuseLoop::new);
         try (ImageStore store = ImageStore.open(request.store(), options);
              Closeable claim = store.claimMount(mountpoint)) {
             int stale = store.removeStaleStaging().size();
             if (stale > 0) {
                 LOG.log(System.Logger.Level.INFO, "removed " + stale + " staging file(s) left by interrupted uploads");
             }
+            long opened = uptimeMillis();
             VimgFs fs = new VimgFs(store, Clock.systemUTC());
-            FuseAdapter adapter = new FuseAdapter(fs, store.root().toString(), Identity.uid(), Identity.gid());
+            FuseAdapter adapter = binding.join().serve(fs);
+            long bound = uptimeMillis();
             ScheduledExecutorService watcher = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread thread = new Thread(r, "vimgfs-store-watcher");
                 thread.setDaemon(true);
@@ -96,7 +103,12 @@ public final class Mounter {
             List<String> args = List.of("-o", String.join(",", request.fuseOptions()));
             LOG.log(System.Logger.Level.INFO, "mounting " + store.root() + " at " + mountpoint + " with " + args.get(1));
             try {
-                new FuseLoop().run(adapter, mountpoint, args, request.debug(), request.threads(), () -> live.set(true));
+                loop.join().run(adapter, mountpoint, args, request.debug(), request.threads(), () -> {
+                    live.set(true);
+                    LOG.log(System.Logger.Level.INFO, "mounted " + store.names().size() + " names at " + mountpoint
+                            + " " + uptimeMillis() + " ms after start (store open at " + opened + " ms, FUSE bound at "
+                            + bound + " ms)");
+                });
             } catch (IllegalStateException e) {
                 throw new MountException(e.getMessage());
             } finally {
@@ -109,6 +121,10 @@ public final class Mounter {
                 removeHook(onSignal);
             }
         }
+    }
+
+    private static long uptimeMillis() {
+        return java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime();
     }
 
     private static void refresh(ImageStore store) {

@@ -8,7 +8,7 @@ import java.util.Optional;
 /** An entry of the read-only part of the tree: a directory, an image file, or a name's link. */
 sealed interface Node {
 
-    /** A directory with its entries in listing order. */
+    /** A directory; {@code children} is null where they are listed from the catalog on demand. */
     record Directory(String path, List<String> children, int subdirectories, long inode) implements Node {
     }
 

@@ -40,7 +40,7 @@ public final class VimgFs implements Closeable {
     private final HandleTable handles = new HandleTable();
     /** Entries libfuse renamed to {@code .fuse_hidden…} because they were open when removed. */
     private final Map<String, Attr> hidden = new ConcurrentHashMap<>();
-    private volatile ImageTree tree;
+    private final ImageTree tree;
 
     /** What an open returns: the handle, and whether the kernel may keep cached pages. */
     record Opened(long handle, boolean keepCache) {
@@ -52,22 +52,7 @@ public final class VimgFs implements Closeable {
         this.mounted = clock.instant();
         this.allocation = new Allocation(store::imagePath);
         this.incoming = new IncomingArea(store, clock);
-        this.tree = ImageTree.build(store.generation(), store.list());
-    }
-
-    /** The tree for the store's current generation, rebuilt at most once per change. */
-    private ImageTree tree() {
-        ImageTree current = tree;
-        if (current.generation() == store.generation()) {
-            return current;
-        }
-        synchronized (this) {
-            long generation = store.generation();
-            if (tree.generation() != generation) {
-                tree = ImageTree.build(generation, store.list());
-            }
-            return tree;
-        }
+        this.tree = new ImageTree(store);
     }
 
     // ---- reading the tree ----------------------------------------------------------------
@@ -140,13 +125,13 @@ public final class VimgFs implements Closeable {
             return incoming.list(relative(path));
         }
         if (node(path) instanceof Node.Directory dir) {
-            return dir.children();
+            return dir.children() != null ? dir.children() : tree.list(path);
         }
         throw new FsException(Errno.ENOTDIR, path + " is not a directory");
     }
 
     private Node node(String path) throws FsException {
-        return tree().lookup(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
+        return tree.lookup(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
 
     // ---- open files ----------------------------------------------------------------------
@@ -300,7 +285,7 @@ public final class VimgFs implements Closeable {
             incoming.rmdir(relative(path));
             return;
         }
-        Optional<Node> node = tree().lookup(path);
+        Optional<Node> node = tree.lookup(path);
         if (ImageTree.underNames(path) && !path.equals(ImageTree.BY_NAME) && !path.equals(ImageTree.TAGS)) {
             if (node.isEmpty()) {
                 return; // it went with its last name, as rm -r expects
@@ -377,7 +362,7 @@ public final class VimgFs implements Closeable {
     }
 
     private List<ImageName> currentNames(ImageInfo image) {
-        return tree().image(image.digest()).map(ImageInfo::names).orElse(image.names());
+        return store.image(image.digest()).map(ImageInfo::names).orElse(image.names());
     }
 
     StoreStats statfs() throws IOException {

@@ -184,6 +184,24 @@ class VimgFsTest {
     }
 
     @Test
+    void neighbouringRepositoriesAndRegistryHostsListWhereTheyBelong() throws Exception {
+        cp(randomBytes(100, 21), "a:1");
+        store.tag("a:1", ImageName.parse("a-b:1"));
+        store.tag("a:1", ImageName.parse("a/b:1"));
+        store.tag("a:1", ImageName.parse("localhost:5000/x:1"));
+        assertEquals(List.of("a", "a-b", "localhost:5000"), fs.readdir("/tags"));
+        assertEquals(List.of("1", "b"), fs.readdir("/tags/a"));
+        assertEquals(List.of("a", "a-b:1", "a:1", "localhost:5000"), fs.readdir("/by-name"));
+        assertEquals(List.of("b:1"), fs.readdir("/by-name/a"));
+        assertEquals(Attr.Kind.DIRECTORY, fs.getattr("/by-name/localhost:5000").kind());
+        assertEquals(List.of("x:1"), fs.readdir("/by-name/localhost:5000"));
+        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/by-name/localhost:5000/x:1").kind());
+        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/tags/localhost:5000/x/1").kind());
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/tags/a-b/2")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/tags/nothing")));
+    }
+
+    @Test
     void xattrsDescribeTheImage() throws Exception {
         byte[] content = randomBytes(5000, 6);
         cp(content, "cirros:0.6.2");

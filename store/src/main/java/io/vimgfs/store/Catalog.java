@@ -2,65 +2,88 @@ package io.vimgfs.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Collections;
 import java.util.Deque;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Optional;
 import java.util.Set;
-import java.util.SortedMap;
-import java.util.TreeMap;
+import org.pcollections.HashTreePMap;
+import org.pcollections.PMap;
+import org.pcollections.PSet;
+import org.pcollections.PSortedMap;
+import org.pcollections.PSortedSet;
+import org.pcollections.PVector;
+import org.pcollections.TreePMap;
+import org.pcollections.TreePSet;
+import org.pcollections.TreePVector;
 
 /**
  * An immutable snapshot of what the store holds: every live image by digest and every name.
  * Readers share one snapshot without locks; a change builds a new one, which is written to
- * index.json and then published.
+ * index.json and then published. The maps are persistent, so a change costs O(log n) and
+ * shares everything else with the snapshot it came from.
  *
- * <p>An image is live while it has a name or is the backing of a live image; {@link #pruned()}
- * drops the rest.
+ * <p>An image is live while it has a name or is the backing of a live image; changes drop the
+ * rest, and remember what they dropped so the commit can delete those blobs.
  */
 final class Catalog {
-    static final Catalog EMPTY = new Catalog(new TreeMap<>(), new TreeMap<>(), List.of());
+    static final Catalog EMPTY = new Catalog(TreePMap.empty(), TreePMap.empty(), HashTreePMap.empty(),
+            HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty());
 
-    private final NavigableMap<Digest, StoredImage> images;
-    private final SortedMap<ImageName, Digest> names;
-    private final Map<Digest, List<ImageName>> namesByImage;
-    private final List<JsonNode> foreign;
+    private final PSortedMap<Digest, StoredImage> images;
+    private final PSortedMap<ImageName, Digest> names;
+    private final PMap<Digest, PSortedSet<ImageName>> namesByImage;
+    /** For each base, the live images that name it as their backing. */
+    private final PMap<Digest, PSet<Digest>> overlays;
+    private final PVector<JsonNode> foreign;
+    /** Images dropped since the last {@link #committed()}: their blobs are garbage. */
+    private final PVector<StoredImage> dropped;
 
-    private Catalog(NavigableMap<Digest, StoredImage> images, SortedMap<ImageName, Digest> names,
-            List<JsonNode> foreign) {
-        this.images = Collections.unmodifiableNavigableMap(images);
-        this.names = Collections.unmodifiableSortedMap(names);
-        this.foreign = List.copyOf(foreign);
-        Map<Digest, List<ImageName>> byImage = new HashMap<>();
-        names.forEach((name, digest) -> byImage.computeIfAbsent(digest, d -> new ArrayList<>()).add(name));
-        byImage.replaceAll((d, list) -> List.copyOf(list));
-        this.namesByImage = byImage;
+    private Catalog(PSortedMap<Digest, StoredImage> images, PSortedMap<ImageName, Digest> names,
+            PMap<Digest, PSortedSet<ImageName>> namesByImage, PMap<Digest, PSet<Digest>> overlays,
+            PVector<JsonNode> foreign, PVector<StoredImage> dropped) {
+        this.images = images;
+        this.names = names;
+        this.namesByImage = namesByImage;
+        this.overlays = overlays;
+        this.foreign = foreign;
+        this.dropped = dropped;
     }
 
-    /** A catalog of the given images; each name must refer to one of them. */
+    /** A catalog of the given images; each name must refer to one of them. Unreferenced images are dropped. */
     static Catalog of(Collection<StoredImage> images, Map<ImageName, Digest> names, List<JsonNode> foreign) {
-        NavigableMap<Digest, StoredImage> byDigest = new TreeMap<>();
-        images.forEach(image -> byDigest.put(image.layer(), image));
-        SortedMap<ImageName, Digest> sortedNames = new TreeMap<>(names);
-        for (Digest digest : sortedNames.values()) {
-            if (!byDigest.containsKey(digest)) {
-                throw new IllegalArgumentException("name refers to an unknown image " + digest);
-            }
+        // Built in bulk from sorted maps, not by 10,000 persistent inserts: this runs at every mount.
+        java.util.TreeMap<Digest, StoredImage> byDigest = new java.util.TreeMap<>();
+        java.util.Map<Digest, java.util.TreeSet<Digest>> overlaysOf = new java.util.HashMap<>();
+        for (StoredImage image : images) {
+            byDigest.put(image.layer(), image);
+            image.backing().ifPresent(base -> overlaysOf.computeIfAbsent(base, b -> new java.util.TreeSet<>()).add(image.layer()));
         }
-        return new Catalog(byDigest, sortedNames, foreign);
+        java.util.Map<Digest, java.util.TreeSet<ImageName>> namesOf = new java.util.HashMap<>();
+        for (Map.Entry<ImageName, Digest> name : names.entrySet()) {
+            if (!byDigest.containsKey(name.getValue())) {
+                throw new IllegalArgumentException("name refers to an unknown image " + name.getValue());
+            }
+            namesOf.computeIfAbsent(name.getValue(), d -> new java.util.TreeSet<>()).add(name.getKey());
+        }
+        java.util.Map<Digest, PSortedSet<ImageName>> persistentNames = new java.util.HashMap<>();
+        namesOf.forEach((digest, set) -> persistentNames.put(digest, TreePSet.fromSortedSet(set)));
+        java.util.Map<Digest, PSet<Digest>> persistentOverlays = new java.util.HashMap<>();
+        overlaysOf.forEach((digest, set) -> persistentOverlays.put(digest, TreePSet.fromSortedSet(set)));
+        Catalog catalog = new Catalog(TreePMap.fromSortedMap(byDigest), TreePMap.fromSortedMap(new java.util.TreeMap<>(names)),
+                HashTreePMap.from(persistentNames), HashTreePMap.from(persistentOverlays), TreePVector.from(foreign),
+                TreePVector.empty());
+        return catalog.prune(byDigest.keySet()).committed();
     }
 
     Collection<StoredImage> images() {
         return images.values();
     }
 
-    SortedMap<ImageName, Digest> names() {
+    NavigableMap<ImageName, Digest> names() {
         return names;
     }
 
@@ -77,7 +100,8 @@ final class Catalog {
     }
 
     List<ImageName> namesOf(Digest digest) {
-        return namesByImage.getOrDefault(digest, List.of());
+        PSortedSet<ImageName> of = namesByImage.get(digest);
+        return of == null ? List.of() : List.copyOf(of);
     }
 
     ImageInfo info(StoredImage image) {
@@ -91,56 +115,115 @@ final class Catalog {
         return List.copyOf(images.subMap(new Digest(from), true, new Digest(to), true).keySet());
     }
 
+    /** Images dropped by the changes since the last commit. */
+    List<StoredImage> dropped() {
+        return dropped;
+    }
+
+    /** The same catalog with its list of dropped images cleared, once their blobs are dealt with. */
+    Catalog committed() {
+        return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty());
+    }
+
     /** This catalog with the name moved to (or added for) the image. */
     Catalog withName(ImageName name, StoredImage image) {
         return withNames(List.of(Map.entry(name, image)));
     }
 
-    /** This catalog with every name moved to (or added for) its image, in order, pruned once. */
+    /** This catalog with every name moved to (or added for) its image, in order. */
     Catalog withNames(List<Map.Entry<ImageName, StoredImage>> added) {
-        NavigableMap<Digest, StoredImage> newImages = new TreeMap<>(images);
-        SortedMap<ImageName, Digest> newNames = new TreeMap<>(names);
+        Catalog catalog = this;
+        Set<Digest> candidates = new HashSet<>();
         for (Map.Entry<ImageName, StoredImage> entry : added) {
-            newImages.put(entry.getValue().layer(), entry.getValue());
-            newNames.put(entry.getKey(), entry.getValue().layer());
+            Digest previous = catalog.names.get(entry.getKey());
+            if (previous != null) {
+                candidates.add(previous);
+            }
+            catalog = catalog.withImage(entry.getValue()).withNameOnly(entry.getKey(), entry.getValue().layer());
         }
-        return new Catalog(newImages, newNames, foreign).pruned();
+        return catalog.prune(candidates);
     }
 
     Catalog withoutNames(Collection<ImageName> removed) {
-        SortedMap<ImageName, Digest> newNames = new TreeMap<>(names);
-        removed.forEach(newNames::remove);
-        return new Catalog(new TreeMap<>(images), newNames, foreign).pruned();
-    }
-
-    Catalog withoutImages(Set<Digest> removed) {
-        NavigableMap<Digest, StoredImage> newImages = new TreeMap<>(images);
-        removed.forEach(newImages::remove);
-        SortedMap<ImageName, Digest> newNames = new TreeMap<>(names);
-        newNames.values().removeIf(removed::contains);
-        return new Catalog(newImages, newNames, foreign).pruned();
-    }
-
-    /** Drops images that have no name and are not the backing of a kept image. */
-    Catalog pruned() {
-        Set<Digest> live = new HashSet<>(names.values());
-        Deque<Digest> work = new ArrayDeque<>(live);
-        while (!work.isEmpty()) {
-            StoredImage image = images.get(work.pop());
-            if (image != null && image.backing().isPresent() && live.add(image.backing().get())) {
-                work.push(image.backing().get());
+        Catalog catalog = this;
+        Set<Digest> candidates = new HashSet<>();
+        for (ImageName name : removed) {
+            Digest digest = catalog.names.get(name);
+            if (digest != null) {
+                candidates.add(digest);
+                catalog = catalog.withoutNameOnly(name, digest);
             }
         }
-        if (live.size() == images.size()) {
-            return this;
-        }
-        NavigableMap<Digest, StoredImage> kept = new TreeMap<>(images);
-        kept.keySet().retainAll(live);
-        return new Catalog(kept, new TreeMap<>(names), foreign);
+        return catalog.prune(candidates);
     }
 
     /** Images that name the given one as their backing. */
     List<StoredImage> overlaysOf(Digest base) {
-        return images.values().stream().filter(i -> i.backing().filter(base::equals).isPresent()).toList();
+        PSet<Digest> of = overlays.get(base);
+        return of == null ? List.of() : of.stream().map(images::get).toList();
+    }
+
+    private Catalog withImage(StoredImage image) {
+        StoredImage existing = images.get(image.layer());
+        if (image.equals(existing)) {
+            return this;
+        }
+        PMap<Digest, PSet<Digest>> newOverlays = overlays;
+        if (existing != null && existing.backing().isPresent()) {
+            newOverlays = withoutOverlay(newOverlays, existing.backing().get(), image.layer());
+        }
+        if (image.backing().isPresent()) {
+            PSet<Digest> of = newOverlays.getOrDefault(image.backing().get(), TreePSet.empty());
+            newOverlays = newOverlays.plus(image.backing().get(), of.plus(image.layer()));
+        }
+        return new Catalog(images.plus(image.layer(), image), names, namesByImage, newOverlays, foreign, dropped);
+    }
+
+    private Catalog withNameOnly(ImageName name, Digest digest) {
+        Digest previous = names.get(name);
+        PMap<Digest, PSortedSet<ImageName>> byImage = namesByImage;
+        if (previous != null) {
+            byImage = withoutName(byImage, previous, name);
+        }
+        byImage = byImage.plus(digest, byImage.getOrDefault(digest, TreePSet.empty()).plus(name));
+        return new Catalog(images, names.plus(name, digest), byImage, overlays, foreign, dropped);
+    }
+
+    private Catalog withoutNameOnly(ImageName name, Digest digest) {
+        return new Catalog(images, names.minus(name), withoutName(namesByImage, digest, name), overlays, foreign, dropped);
+    }
+
+    private static PMap<Digest, PSortedSet<ImageName>> withoutName(PMap<Digest, PSortedSet<ImageName>> byImage,
+            Digest digest, ImageName name) {
+        PSortedSet<ImageName> rest = byImage.getOrDefault(digest, TreePSet.empty()).minus(name);
+        return rest.isEmpty() ? byImage.minus(digest) : byImage.plus(digest, rest);
+    }
+
+    private static PMap<Digest, PSet<Digest>> withoutOverlay(PMap<Digest, PSet<Digest>> overlays, Digest base,
+            Digest overlay) {
+        PSet<Digest> rest = overlays.getOrDefault(base, TreePSet.empty()).minus(overlay);
+        return rest.isEmpty() ? overlays.minus(base) : overlays.plus(base, rest);
+    }
+
+    /** Drops the candidates that have no name and no overlay, then their bases in turn. */
+    private Catalog prune(Set<Digest> candidates) {
+        PSortedMap<Digest, StoredImage> newImages = images;
+        PMap<Digest, PSet<Digest>> newOverlays = overlays;
+        PVector<StoredImage> newDropped = dropped;
+        Deque<Digest> work = new ArrayDeque<>(candidates);
+        while (!work.isEmpty()) {
+            Digest digest = work.pop();
+            StoredImage image = newImages.get(digest);
+            if (image == null || namesByImage.containsKey(digest) || newOverlays.containsKey(digest)) {
+                continue;
+            }
+            newImages = newImages.minus(digest);
+            newDropped = newDropped.plus(image);
+            if (image.backing().isPresent()) {
+                newOverlays = withoutOverlay(newOverlays, image.backing().get(), digest);
+                work.push(image.backing().get());
+            }
+        }
+        return newImages == images ? this : new Catalog(newImages, names, namesByImage, newOverlays, foreign, newDropped);
     }
 }

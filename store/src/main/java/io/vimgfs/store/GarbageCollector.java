@@ -54,15 +54,13 @@ final class GarbageCollector {
     }
 
     /** Deletes the blobs of images a change dropped, unless the new catalog still reaches them. */
-    void sweepDropped(Catalog before, Catalog after) throws IOException {
-        Set<Digest> candidates = new HashSet<>();
-        for (StoredImage image : before.images()) {
-            if (after.image(image.layer()).isEmpty()) {
-                candidates.addAll(List.of(image.manifest(), image.config(), image.layer()));
-            }
-        }
-        if (candidates.isEmpty()) {
+    void sweepDropped(List<StoredImage> dropped, Catalog after) throws IOException {
+        if (dropped.isEmpty()) {
             return;
+        }
+        Set<Digest> candidates = new HashSet<>();
+        for (StoredImage image : dropped) {
+            candidates.addAll(List.of(image.manifest(), image.config(), image.layer()));
         }
         candidates.removeAll(mark(after));
         List<GcReport.Removal> removals = new ArrayList<>();

@@ -23,7 +23,10 @@ import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NavigableMap;
 import java.util.Optional;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 import java.util.regex.Matcher;
@@ -156,7 +159,7 @@ public final class ImageStore implements Closeable {
     }
 
     /** Every name and the image it refers to, in name order. */
-    public Map<ImageName, Digest> names() {
+    public NavigableMap<ImageName, Digest> names() {
         return current.catalog().names();
     }
 
@@ -175,7 +178,10 @@ public final class ImageStore implements Closeable {
      * prefix of at least three hex digits. A name wins over a digest prefix spelling the same.
      */
     public ImageInfo resolve(String reference) throws StoreException {
-        Catalog catalog = current.catalog();
+        return resolve(current.catalog(), reference);
+    }
+
+    private static ImageInfo resolve(Catalog catalog, String reference) throws StoreException {
         Matcher prefix = DIGEST_PREFIX.matcher(reference);
         if (prefix.matches()) {
             Optional<Digest> named = parseNameQuietly(reference).flatMap(catalog::digestOf);
@@ -286,20 +292,18 @@ public final class ImageStore implements Closeable {
                     throw new IOException(item.file() + ": " + e.getMessage(), e);
                 }
             }
-            return lock.exclusive(() -> {
-                reloadIfChanged();
-                Catalog catalog = current.catalog();
-                List<Map.Entry<ImageName, StoredImage>> names = new ArrayList<>();
+            List<Map.Entry<ImageName, StoredImage>> names = new ArrayList<>();
+            Catalog after = change(catalog -> {
+                names.clear();
                 Map<Digest, StoredImage> admitted = new HashMap<>();
                 for (Staged s : staged) {
                     StoredImage image = admit(catalog, admitted, s);
                     admitted.put(image.layer(), image);
                     names.add(Map.entry(s.reference().name(), image));
                 }
-                commit(catalog.withNames(names));
-                Catalog now = current.catalog();
-                return names.stream().map(e -> now.info(now.image(e.getValue().layer()).orElseThrow())).toList();
+                return catalog.withNames(names);
             });
+            return names.stream().map(e -> after.info(after.image(e.getValue().layer()).orElseThrow())).toList();
         } finally {
             for (Upload upload : uploads) {
                 upload.abandon();
@@ -338,13 +342,8 @@ public final class ImageStore implements Closeable {
         try {
             refresh();
             Staged staged = stage(upload, reference);
-            return lock.exclusive(() -> {
-                reloadIfChanged();
-                Catalog catalog = current.catalog();
-                StoredImage image = admit(catalog, Map.of(), staged);
-                commit(catalog.withName(reference.name(), image));
-                return current.catalog().info(image);
-            });
+            Catalog after = change(catalog -> catalog.withName(reference.name(), admit(catalog, Map.of(), staged)));
+            return after.info(after.image(staged.digest()).orElseThrow());
         } finally {
             upload.abandon();
         }
@@ -432,25 +431,21 @@ public final class ImageStore implements Closeable {
 
     /** Gives an existing image (by name or digest) another name, moving the name if it is taken. */
     public ImageInfo tag(String source, ImageName newName) throws IOException {
-        return lock.exclusive(() -> {
-            reloadIfChanged();
-            Digest digest = resolve(source).digest();
-            Catalog catalog = current.catalog();
-            commit(catalog.withName(newName, catalog.image(digest).orElseThrow()));
-            return current.catalog().info(current.catalog().image(digest).orElseThrow());
+        Digest[] tagged = new Digest[1];
+        Catalog after = change(catalog -> {
+            tagged[0] = resolve(catalog, source).digest();
+            return catalog.withName(newName, catalog.image(tagged[0]).orElseThrow());
         });
+        return after.info(after.image(tagged[0]).orElseThrow());
     }
 
     /** Removes a name; the image goes with its last name unless an overlay still needs it. */
     public void untag(ImageName name) throws IOException {
-        lock.exclusive(() -> {
-            reloadIfChanged();
-            Catalog catalog = current.catalog();
+        change(catalog -> {
             if (catalog.digestOf(name).isEmpty()) {
                 throw new ImageNotFoundException(name.toString());
             }
-            commit(catalog.withoutNames(List.of(name)));
-            return null;
+            return catalog.withoutNames(List.of(name));
         });
     }
 
@@ -459,15 +454,80 @@ public final class ImageStore implements Closeable {
      * names, as long as that overlay lives; the result says whether the image is gone.
      */
     public boolean removeImage(Digest digest) throws IOException {
-        return lock.exclusive(() -> {
-            reloadIfChanged();
-            Catalog catalog = current.catalog();
+        Catalog after = change(catalog -> {
             if (catalog.image(digest).isEmpty()) {
                 throw new ImageNotFoundException(digest.toString());
             }
-            commit(catalog.withoutNames(catalog.namesOf(digest)));
-            return current.catalog().image(digest).isEmpty();
+            return catalog.withoutNames(catalog.namesOf(digest));
         });
+        return after.image(digest).isEmpty();
+    }
+
+    // ---- group commit --------------------------------------------------------------------
+
+    /** A change to the catalog, made under the store lock; it may install blobs first. */
+    private interface Change {
+        Catalog apply(Catalog catalog) throws IOException;
+    }
+
+    /** A change waiting for a commit, and its outcome once one is done. Fields are guarded by the lock. */
+    private static final class PendingChange {
+        final Change change;
+        Catalog result;
+        Exception failure;
+        boolean done;
+
+        PendingChange(Change change) {
+            this.change = change;
+        }
+    }
+
+    private final Queue<PendingChange> pending = new ConcurrentLinkedQueue<>();
+
+    /**
+     * Applies a change and returns the catalog right after it. Changes that queue up while another
+     * thread holds the lock are applied by whichever thread takes the lock next, all in one
+     * index.json commit (group commit): one fsync for many names, not one each. A change that
+     * fails is skipped; the others still commit.
+     */
+    private Catalog change(Change change) throws IOException {
+        PendingChange mine = new PendingChange(change);
+        pending.add(mine);
+        lock.exclusive(() -> {
+            if (!mine.done) {
+                commitPending();
+            }
+            return null;
+        });
+        if (mine.failure instanceof IOException io) {
+            throw io;
+        }
+        if (mine.failure instanceof RuntimeException runtime) {
+            throw runtime;
+        }
+        return mine.result;
+    }
+
+    private void commitPending() throws IOException {
+        reloadIfChanged();
+        Catalog catalog = current.catalog();
+        List<PendingChange> batch = new ArrayList<>();
+        for (PendingChange next = pending.poll(); next != null; next = pending.poll()) {
+            batch.add(next);
+            try {
+                catalog = next.change.apply(catalog);
+                next.result = catalog;
+            } catch (IOException | RuntimeException e) {
+                next.failure = e;
+            }
+        }
+        try {
+            commit(catalog);
+        } catch (IOException | RuntimeException e) {
+            batch.forEach(p -> p.failure = p.failure != null ? p.failure : e);
+        } finally {
+            batch.forEach(p -> p.done = true);
+        }
     }
 
     // ---- maintenance ---------------------------------------------------------------------
@@ -570,14 +630,14 @@ public final class ImageStore implements Closeable {
 
     /** Writes the catalog to index.json, publishes it, and deletes what the change made garbage. */
     private void commit(Catalog next) throws IOException {
-        Catalog before = current.catalog();
-        if (next == before) {
+        if (next == current.catalog()) {
             return;
         }
         files.replaceIndex(OciLayout.indexJson(next), () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
-        current = new Snapshot(next, indexVersion(), generation.incrementAndGet());
+        Catalog committed = next.committed();
+        current = new Snapshot(committed, indexVersion(), generation.incrementAndGet());
         options.crashHook().accept(CrashPoint.INDEX_REPLACED);
-        collector.sweepDropped(before, next);
+        collector.sweepDropped(next.dropped(), committed);
     }
 
     private void reloadIfChanged() throws IOException {

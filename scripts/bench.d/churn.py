@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Name churn for scripts/bench: W worker processes add names for SECONDS, then remove them all.
+
+  churn.py vimgfs MOUNTPOINT PREFIX WORKERS SECONDS
+      add:    write a tiny distinct file to MOUNTPOINT/incoming/churn:<name> (placed on close)
+      remove: unlink MOUNTPOINT/tags/churn/<name>
+  churn.py plain DIR PREFIX WORKERS SECONDS
+      add:    create DIR/churn-<name> with the same bytes; remove: unlink it
+
+Prints one JSON object: adds, add_seconds, adds_per_s, removes, remove_seconds, removes_per_s,
+errors (with the first error message). Only the standard library; no process is forked per
+operation, so the rates are the filesystem's, not fork's.
+"""
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+
+
+def paths(mode, root, name):
+    if mode == "vimgfs":
+        return os.path.join(root, "incoming", "churn:" + name), os.path.join(root, "tags", "churn", name)
+    p = os.path.join(root, "churn-" + name)
+    return p, p
+
+
+def worker(mode, root, prefix, index, seconds, barrier, out):
+    added, errors, first_error = [], 0, ""
+    barrier.wait()
+    start = time.monotonic()
+    deadline = start + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        name = "%sw%d-%d" % (prefix, index, n)
+        n += 1
+        add_path, _ = paths(mode, root, name)
+        data = ("vimgfs bench churn %s %d %.9f\n" % (name, os.getpid(), time.time())).encode().ljust(512, b".")
+        try:
+            fd = os.open(add_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            added.append(name)
+        except OSError as e:
+            errors += 1
+            first_error = first_error or "add %s: %s" % (add_path, e)
+    add_end = time.monotonic()
+    barrier.wait()  # every worker has stopped adding before any removes
+    remove_start = time.monotonic()
+    removed = 0
+    for name in added:
+        _, remove_path = paths(mode, root, name)
+        try:
+            os.unlink(remove_path)
+            removed += 1
+        except OSError as e:
+            errors += 1
+            first_error = first_error or "remove %s: %s" % (remove_path, e)
+    remove_end = time.monotonic()
+    out.put((len(added), add_end - start, removed, remove_start, remove_end, errors, first_error))
+
+
+def main():
+    mode, root, prefix, workers, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(mode, root, prefix, i, seconds, barrier, out)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    adds = sum(r[0] for r in results)
+    add_seconds = max(r[1] for r in results)
+    removes = sum(r[2] for r in results)
+    remove_seconds = max(r[4] for r in results) - min(r[3] for r in results)
+    errors = sum(r[5] for r in results)
+    first = next((r[6] for r in results if r[6]), "")
+    print(json.dumps({
+        "adds": adds, "add_seconds": add_seconds, "adds_per_s": adds / add_seconds if add_seconds else 0,
+        "removes": removes, "remove_seconds": remove_seconds,
+        "removes_per_s": removes / remove_seconds if remove_seconds > 0 else 0,
+        "errors": errors, "first_error": first}))
+
+
+if __name__ == "__main__":
+    main()
