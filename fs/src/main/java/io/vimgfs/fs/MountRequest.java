@@ -19,12 +19,17 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
             "entry_timeout=1", "attr_timeout=1", "negative_timeout=0");
 
     private static final String THREADS = "threads=";
+    private static final String READAHEAD = "read_ahead_kb=";
+    private static final int DEFAULT_READAHEAD_KIB = 1024;
     private static final int DEFAULT_THREADS = 8;
 
     public MountRequest {
         for (String option : options) {
             if (option.startsWith(THREADS) && !option.substring(THREADS.length()).matches("[1-9][0-9]{0,2}")) {
                 throw new IllegalArgumentException("-o " + option + ": threads is a number from 1 to 999");
+            }
+            if (option.startsWith(READAHEAD) && !option.substring(READAHEAD.length()).matches("[0-9]{1,6}")) {
+                throw new IllegalArgumentException("-o " + option + ": read_ahead_kb is a number of KiB");
             }
         }
         options = List.copyOf(options);
@@ -51,7 +56,7 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         all.addAll(BUILT_IN);
         for (String option : options) {
             if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")
-                    && !option.startsWith(THREADS)) {
+                    && !option.startsWith(THREADS) && !option.startsWith(READAHEAD)) {
                 all.add(option);
             }
         }
@@ -62,6 +67,12 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     int threads() {
         return options.stream().filter(o -> o.startsWith(THREADS)).reduce((a, b) -> b)
                 .map(o -> Integer.parseInt(o.substring(THREADS.length()))).orElse(DEFAULT_THREADS);
+    }
+
+    /** {@code -o read_ahead_kb=N}: the kernel's readahead window for the mount (default 1024). */
+    int readaheadKib() {
+        return options.stream().filter(o -> o.startsWith(READAHEAD)).reduce((a, b) -> b)
+                .map(o -> Integer.parseInt(o.substring(READAHEAD.length()))).orElse(DEFAULT_READAHEAD_KIB);
     }
 
     boolean allowNonEmpty() {

@@ -105,6 +105,8 @@ public final class Mounter {
             try {
                 loop.join().run(adapter, mountpoint, args, request.debug(), request.threads(), () -> {
                     live.set(true);
+                    // after the kernel has taken libfuse's INIT reply, which sets the window itself
+                    watcher.schedule(() -> widenReadahead(mountpoint, request.readaheadKib()), 300, TimeUnit.MILLISECONDS);
                     LOG.log(System.Logger.Level.INFO, "mounted " + store.names().size() + " names at " + mountpoint
                             + " " + uptimeMillis() + " ms after start (store open at " + opened + " ms, FUSE bound at "
                             + bound + " ms)");
@@ -120,6 +122,23 @@ public final class Mounter {
                 finished.countDown();
                 removeHook(onSignal);
             }
+        }
+    }
+
+    /**
+     * FUSE mounts start with a 128 KiB readahead window, so a cold sequential read has one
+     * request in flight at a time; a wider window keeps several of the worker threads busy.
+     * Set through sysfs (root only; otherwise left as it is).
+     */
+    private static void widenReadahead(Path mountpoint, int kib) {
+        try {
+            String device = Mounts.deviceAt(mountpoint);
+            Path setting = Path.of("/sys/class/bdi", device, "read_ahead_kb");
+            if (device != null && Files.isWritable(setting)) {
+                Files.writeString(setting, Integer.toString(kib));
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, () -> "readahead left at its default: " + e.getMessage());
         }
     }
 

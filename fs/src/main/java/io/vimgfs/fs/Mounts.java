@@ -27,6 +27,19 @@ public final class Mounts {
         return type;
     }
 
+    /** The {@code major:minor} of the filesystem mounted at the path, from mountinfo (no stat of the mount). */
+    static String deviceAt(Path mountpoint) throws IOException {
+        String wanted = mountpoint.toAbsolutePath().normalize().toString();
+        String device = null;
+        for (String line : Files.readAllLines(MOUNTINFO)) {
+            String[] fields = line.split(" ");
+            if (fields.length > 4 && unescape(fields[4]).equals(wanted)) {
+                device = fields[2];
+            }
+        }
+        return device;
+    }
+
     public static boolean isVimgfsAt(Path mountpoint) throws IOException {
         return "fuse.vimgfs".equals(typeAt(mountpoint));
     }

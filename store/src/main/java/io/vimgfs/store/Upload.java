@@ -126,6 +126,7 @@ public final class Upload implements Closeable {
     public synchronized void close() throws IOException {
         if (!closed) {
             closed = true;
+            hasher.stop();
             try {
                 ownership.release();
             } finally {
