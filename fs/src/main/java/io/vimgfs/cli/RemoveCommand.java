@@ -1,7 +1,7 @@
 package io.vimgfs.cli;
 
 import io.vimgfs.store.Digest;
-import io.vimgfs.store.ImageInfo;
+import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageStore;
 import java.io.PrintWriter;
@@ -33,30 +33,27 @@ final class RemoveCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (ImageStore store = main.openStore()) {
             for (String reference : references) {
-                ImageInfo image = store.resolve(reference);
-                Optional<ImageName> name = image.names().stream().filter(n -> n.toString().equals(reference)
-                        || n.equals(parseOrNull(reference))).findFirst();
+                Optional<ImageName> name = existingName(store, reference);
                 if (name.isPresent()) {
                     store.untag(name.get());
                     out.printf("untagged %s%n", name.get());
-                } else {
-                    removeImage(store, image.digest(), out);
+                    continue;
                 }
+                Digest digest = store.resolve(reference).digest();
+                boolean gone = store.removeImage(digest);
+                out.printf(gone ? "removed %s%n" : "removed the names of %s; it stays as the backing of another image%n", digest);
             }
             return 0;
         }
     }
 
-    private static void removeImage(ImageStore store, Digest digest, PrintWriter out) throws Exception {
-        boolean gone = store.removeImage(digest);
-        out.printf(gone ? "removed %s%n" : "removed the names of %s; it stays as the backing of another image%n", digest);
-    }
-
-    private static ImageName parseOrNull(String reference) {
+    /** The reference as a name the store has; a digest or prefix is not one. */
+    private static Optional<ImageName> existingName(ImageStore store, String reference) {
         try {
-            return ImageName.parse(reference);
-        } catch (Exception e) {
-            return null;
+            ImageName name = ImageName.parse(reference);
+            return store.image(name).isPresent() ? Optional.of(name) : Optional.empty();
+        } catch (InvalidNameException e) {
+            return Optional.empty();
         }
     }
 }

@@ -43,8 +43,4 @@ final class HandleTable {
         }
         return all;
     }
-
-    int size() {
-        return open.size();
-    }
 }

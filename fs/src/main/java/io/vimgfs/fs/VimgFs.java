@@ -33,7 +33,6 @@ public final class VimgFs implements Closeable {
     private static final int O_TRUNC = 01000;
 
     private final ImageStore store;
-    private final Clock clock;
     private final Instant mounted;
     private final Allocation allocation;
     private final IncomingArea incoming;
@@ -48,7 +47,6 @@ public final class VimgFs implements Closeable {
 
     public VimgFs(ImageStore store, Clock clock) {
         this.store = store;
-        this.clock = clock;
         this.mounted = clock.instant();
         this.allocation = new Allocation(store::imagePath);
         this.incoming = new IncomingArea(store, clock);
@@ -386,10 +384,6 @@ public final class VimgFs implements Closeable {
         incoming.closeAll();
     }
 
-    int openFiles() {
-        return handles.size();
-    }
-
     private static String relative(String path) {
         return path.equals(ImageTree.INCOMING) ? "" : path.substring(ImageTree.INCOMING.length() + 1);
     }
@@ -397,9 +391,5 @@ public final class VimgFs implements Closeable {
     private static String parentOf(String path) {
         int slash = path.lastIndexOf('/');
         return slash <= 0 ? "/" : path.substring(0, slash);
-    }
-
-    Clock clock() {
-        return clock;
     }
 }

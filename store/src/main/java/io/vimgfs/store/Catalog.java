@@ -157,12 +157,6 @@ final class Catalog {
         return catalog.prune(candidates);
     }
 
-    /** Images that name the given one as their backing. */
-    List<StoredImage> overlaysOf(Digest base) {
-        PSet<Digest> of = overlays.get(base);
-        return of == null ? List.of() : of.stream().map(images::get).toList();
-    }
-
     private Catalog withImage(StoredImage image) {
         StoredImage existing = images.get(image.layer());
         if (image.equals(existing)) {
