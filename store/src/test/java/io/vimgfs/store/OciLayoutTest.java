@@ -150,4 +150,13 @@ class OciLayoutTest {
                     return d;
                 });
     }
+
+    @Property(tries = 2000)
+    void createdTimesReadBackExactly(@ForAll @net.jqwik.api.constraints.LongRange(min = 0, max = 253402300799L) long seconds,
+            @ForAll @net.jqwik.api.constraints.IntRange(min = 0, max = 999_999_999) int nanos) {
+        java.time.Instant created = java.time.Instant.ofEpochSecond(seconds, nanos);
+        assertEquals(created, OciLayout.parseInstant(created.toString()));
+        java.time.Instant millis = java.time.Instant.ofEpochMilli(created.toEpochMilli());
+        assertEquals(millis, OciLayout.parseInstant(millis.toString()));
+    }
 }
