@@ -93,7 +93,9 @@ public final class Mounter {
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
             CountDownLatch finished = new CountDownLatch(1);
             AtomicBoolean live = new AtomicBoolean();
+            AtomicBoolean stopping = new AtomicBoolean();
             Thread onSignal = new Thread(() -> {
+                stopping.set(true);
                 if (live.get()) {
                     MountUtils.umount(mountpoint); // lazy unmount: the workers see ENODEV and stop
                 }
@@ -105,6 +107,9 @@ public final class Mounter {
             try {
                 loop.join().run(adapter, mountpoint, args, request.debug(), request.threads(), () -> {
                     live.set(true);
+                    if (stopping.get()) { // a signal came while mounting: undo the mount at once
+                        watcher.execute(() -> MountUtils.umount(mountpoint));
+                    }
                     // after the kernel has taken libfuse's INIT reply, which sets the window itself
                     watcher.schedule(() -> widenReadahead(mountpoint, request.readaheadKib()), 300, TimeUnit.MILLISECONDS);
                     LOG.log(System.Logger.Level.INFO, "mounted " + store.names().size() + " names at " + mountpoint
