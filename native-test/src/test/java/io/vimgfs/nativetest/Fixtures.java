@@ -1,13 +1,11 @@
 package io.vimgfs.nativetest;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.HexFormat;
 import java.util.Random;
 
 /**
@@ -62,7 +60,7 @@ final class Fixtures {
             if (file.startsWith(DIR) && Files.exists(cached)) {
                 return Files.readString(cached).strip();
             }
-            String hex = hash(file);
+            String hex = Shell.sha256InProcess(file);
             if (file.startsWith(DIR)) {
                 Files.writeString(cached, hex);
             }
@@ -70,17 +68,6 @@ final class Fixtures {
         } catch (IOException e) {
             throw new AssertionError(e);
         }
-    }
-
-    private static String hash(Path file) throws IOException {
-        MessageDigest digest = sha256();
-        byte[] buffer = new byte[1 << 20];
-        try (InputStream in = Files.newInputStream(file)) {
-            for (int n; (n = in.read(buffer)) > 0; ) {
-                digest.update(buffer, 0, n);
-            }
-        }
-        return HexFormat.of().formatHex(digest.digest());
     }
 
     static MessageDigest sha256() {
