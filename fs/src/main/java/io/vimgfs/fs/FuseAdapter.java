@@ -5,6 +5,7 @@ import io.vimgfs.store.StoreStats;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import jnr.ffi.LibraryLoader;
 import jnr.ffi.Pointer;
 import jnr.ffi.Struct;
 import jnr.ffi.types.mode_t;
@@ -338,9 +339,20 @@ final class FuseAdapter extends FuseStubFS {
         return setxattr(path, name, null, 0, 0);
     }
 
+    /** The part of libc that statfs needs: the store filesystem's own numbers, inodes included. */
+    public interface LibC {
+        int statvfs(String path, Pointer buf);
+    }
+
+    private static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
+
+    /** {@code df} and {@code df -i} report the filesystem the store lives on (SPEC §2). */
     @Override
     public int statfs(String path, Statvfs stbuf) {
         return call("statfs", path, () -> {
+            if (LIBC.statvfs(fs.storeRoot().toString(), Struct.getMemory(stbuf)) == 0) {
+                return 0;
+            }
             StoreStats stats = fs.statfs();
             long block = Math.max(512, stats.blockSize());
             stbuf.f_bsize.set(block);
@@ -348,9 +360,6 @@ final class FuseAdapter extends FuseStubFS {
             stbuf.f_blocks.set(stats.totalBytes() / block);
             stbuf.f_bfree.set(stats.freeBytes() / block);
             stbuf.f_bavail.set(stats.availableBytes() / block);
-            stbuf.f_files.set(stats.images() + stats.names());
-            stbuf.f_ffree.set(0);
-            stbuf.f_favail.set(0);
             stbuf.f_namemax.set(255);
             return 0;
         });

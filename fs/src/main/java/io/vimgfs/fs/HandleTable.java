@@ -32,6 +32,10 @@ final class HandleTable {
         return file;
     }
 
+    int size() {
+        return open.size();
+    }
+
     /** Every open file, removed from the table (at unmount). */
     List<OpenFile> drain() {
         List<OpenFile> all = new ArrayList<>();

@@ -27,9 +27,11 @@ final class ImageTree {
     private static final List<String> ROOT_ENTRIES = List.of("by-digest", "by-name", "incoming", "tags");
 
     private final ImageStore store;
+    private final StoreView view;
 
-    ImageTree(ImageStore store) {
-        this.store = store;
+    ImageTree(StoreView view) {
+        this.store = view.store();
+        this.view = view;
     }
 
     /**
@@ -52,28 +54,30 @@ final class ImageTree {
         }
         if (path.startsWith(DIGEST_DIR + "/")) {
             String hex = path.substring(DIGEST_DIR.length() + 1);
-            return Digest.isHex64(hex) ? store.image(new Digest(hex)).map(Node.ImageFile::new) : Optional.empty();
+            return Digest.isHex64(hex) ? store.image(new Digest(hex)).map(image -> imageEntry(path, image)) : Optional.empty();
         }
         boolean tags = path.startsWith(TAGS + "/");
         if (!tags && !path.startsWith(BY_NAME + "/")) {
             return Optional.empty();
         }
         String rest = path.substring((tags ? TAGS : BY_NAME).length() + 1);
-        if (hasRepositoriesUnder(rest, tags)) {
-            return Optional.of(directory(path, null, 0));
-        }
         int slash = rest.lastIndexOf('/');
         String parent = slash < 0 ? "" : rest.substring(0, slash);
         String leaf = rest.substring(slash + 1);
+        // A bare digest always means the digest (issue 8): a tag or repository spelled as 64 hex
+        // must never make an overlay's backing file resolve to other bytes.
+        if (Digest.isHex64(leaf) && (parent.isEmpty() || hasRepositoriesUnder(parent, tags))) {
+            Optional<ImageInfo> base = store.image(new Digest(leaf));
+            if (base.isPresent()) {
+                return Optional.of(link(path, base.get(), Optional.empty()));
+            }
+        }
+        if (hasRepositoriesUnder(rest, tags)) {
+            return Optional.of(directory(path, null, 0));
+        }
         Optional<ImageName> name = tags ? nameOf(parent, leaf) : nameOf(rest);
         Optional<Digest> digest = name.flatMap(n -> Optional.ofNullable(store.names().get(n)));
-        if (digest.isPresent()) {
-            return store.image(digest.get()).map(image -> link(path, image, name));
-        }
-        if (Digest.isHex64(leaf) && (parent.isEmpty() || hasRepositoriesUnder(parent, tags))) {
-            return store.image(new Digest(leaf)).map(image -> link(path, image, Optional.empty()));
-        }
-        return Optional.empty();
+        return digest.flatMap(store::image).map(image -> link(path, image, name));
     }
 
     /** The entries of a directory of the tree, sorted. */
@@ -151,13 +155,20 @@ final class ImageTree {
         return Optional.of(new ImageName(byNamePath.substring(0, colon), byNamePath.substring(colon + 1)));
     }
 
-    private static Node.Link link(String path, ImageInfo image, Optional<ImageName> name) {
-        String parent = path.substring(0, path.lastIndexOf('/'));
-        return new Node.Link(path, relativeTarget(parent, image.digest()), image, name, Inodes.ofPath(path));
+    /** {@code by-digest/sha256/<hex>}: a link to the blob, or with {@code -o data=fuse} the bytes themselves. */
+    private Node imageEntry(String path, ImageInfo image) {
+        return view.mode() == DataMode.LINK
+                ? new Node.BlobLink(path, image, view.blobTarget(image.digest()), view)
+                : new Node.ImageFile(path, image, view);
     }
 
-    private static Node.Directory directory(String path, List<String> fixedEntries, int subdirectories) {
-        return new Node.Directory(path, fixedEntries, subdirectories, Inodes.ofPath(path));
+    private Node.NameLink link(String path, ImageInfo image, Optional<ImageName> name) {
+        String parent = path.substring(0, path.lastIndexOf('/'));
+        return new Node.NameLink(path, relativeTarget(parent, image.digest()), image, name, Inodes.ofPath(path), view);
+    }
+
+    private Node.Directory directory(String path, List<String> fixedEntries, int subdirectories) {
+        return new Node.Directory(path, fixedEntries, subdirectories, Inodes.ofPath(path), view, this);
     }
 
     /** From a directory of the tree, the relative path to an image's file. */

@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -20,6 +21,8 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
 
     private static final String THREADS = "threads=";
     private static final String READAHEAD = "read_ahead_kb=";
+    private static final String DATA = "data=";
+    private static final String GROUP = "group=";
     private static final int DEFAULT_READAHEAD_KIB = 1024;
     private static final int DEFAULT_THREADS = 8;
 
@@ -30,6 +33,12 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
             }
             if (option.startsWith(READAHEAD) && !option.substring(READAHEAD.length()).matches("[0-9]{1,6}")) {
                 throw new IllegalArgumentException("-o " + option + ": read_ahead_kb is a number of KiB");
+            }
+            if (option.startsWith(DATA)) {
+                DataMode.ofOption(option.substring(DATA.length()));
+            }
+            if (option.startsWith(GROUP) && !option.substring(GROUP.length()).matches("[a-z_][a-z0-9_-]*\\$?|[0-9]+")) {
+                throw new IllegalArgumentException("-o " + option + ": group is a group name (libvirt-qemu, kvm) or a gid");
             }
         }
         options = List.copyOf(options);
@@ -56,7 +65,8 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         all.addAll(BUILT_IN);
         for (String option : options) {
             if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")
-                    && !option.startsWith(THREADS) && !option.startsWith(READAHEAD)) {
+                    && !option.startsWith(THREADS) && !option.startsWith(READAHEAD)
+                    && !option.startsWith(DATA) && !option.startsWith(GROUP)) {
                 all.add(option);
             }
         }
@@ -73,6 +83,24 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     int readaheadKib() {
         return options.stream().filter(o -> o.startsWith(READAHEAD)).reduce((a, b) -> b)
                 .map(o -> Integer.parseInt(o.substring(READAHEAD.length()))).orElse(DEFAULT_READAHEAD_KIB);
+    }
+
+    /** {@code -o data=link|fuse}: how image bytes reach readers (default: links to the store's blobs). */
+    public DataMode dataMode() {
+        return last(DATA).map(DataMode::ofOption).orElse(DataMode.LINK);
+    }
+
+    /** {@code -o group=NAME}: with allow_other, the group that may read the store's blobs. */
+    public Optional<String> group() {
+        return last(GROUP);
+    }
+
+    public boolean allowOther() {
+        return options.contains("allow_other");
+    }
+
+    private Optional<String> last(String prefix) {
+        return options.stream().filter(o -> o.startsWith(prefix)).reduce((a, b) -> b).map(o -> o.substring(prefix.length()));
     }
 
     boolean allowNonEmpty() {

@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -24,6 +25,8 @@ import ru.serce.jnrfuse.utils.MountUtils;
 public final class Mounter {
     private static final System.Logger LOG = System.getLogger(Mounter.class.getName());
     private static final long REFRESH_MILLIS = 500;
+    private static final Duration LINK_MODE_GRACE = Duration.ofSeconds(5);
+    private static final Duration FUSE_MODE_GRACE = Duration.ofSeconds(30);
 
     private Mounter() {
     }
@@ -82,7 +85,7 @@ public final class Mounter {
                 LOG.log(System.Logger.Level.INFO, "removed " + stale + " staging file(s) left by interrupted uploads");
             }
             long opened = uptimeMillis();
-            VimgFs fs = new VimgFs(store, Clock.systemUTC());
+            VimgFs fs = new VimgFs(store, Clock.systemUTC(), request.dataMode());
             FuseAdapter adapter = binding.join().serve(fs);
             long bound = uptimeMillis();
             ScheduledExecutorService watcher = Executors.newSingleThreadScheduledExecutor(r -> {
@@ -98,8 +101,17 @@ public final class Mounter {
                 stopping.set(true);
                 if (live.get()) {
                     MountUtils.umount(mountpoint); // lazy unmount: the workers see ENODEV and stop
+                    LOG.log(System.Logger.Level.INFO, "stopping: unmounted " + mountpoint + " lazily ("
+                            + fs.openFiles() + " file(s) open through the daemon)");
                 }
-                awaitQuietly(finished);
+                // With links nothing but new lookups and uploads depend on the daemon, so it exits
+                // promptly (systemctl restart); with data=fuse it serves open images a while longer.
+                Duration grace = fs.mode() == DataMode.LINK ? LINK_MODE_GRACE : FUSE_MODE_GRACE;
+                if (!awaitQuietly(finished, grace)) {
+                    LOG.log(System.Logger.Level.WARNING, "exiting while " + mountpoint + " is still in use ("
+                            + fs.openFiles() + " file(s) open through the daemon); uploads not yet closed are dropped"
+                            + (fs.mode() == DataMode.LINK ? "; images open by readers stay readable" : ""));
+                }
             }, "vimgfs-unmount-on-signal");
             Runtime.getRuntime().addShutdownHook(onSignal);
             List<String> args = List.of("-o", String.join(",", request.fuseOptions()));
@@ -159,11 +171,12 @@ public final class Mounter {
         }
     }
 
-    private static void awaitQuietly(CountDownLatch latch) {
+    private static boolean awaitQuietly(CountDownLatch latch, Duration limit) {
         try {
-            latch.await(30, TimeUnit.SECONDS);
+            return latch.await(limit.toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return false;
         }
     }
 

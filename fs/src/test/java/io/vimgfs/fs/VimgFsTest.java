@@ -28,7 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The filesystem object without a mount: each test replays what a shell session would do
- * (written as the commands in comments) and checks what the user would see.
+ * (written as the commands in comments) and checks what the user would see. Most run with
+ * {@code -o data=fuse}, where the daemon serves image bytes; the link mode (the default) has
+ * its own tests at the end.
  */
 class VimgFsTest {
     private static final int O_RDONLY = 0;
@@ -42,7 +44,7 @@ class VimgFsTest {
     @BeforeEach
     void open() throws IOException {
         store = ImageStore.open(dir.resolve("store"));
-        fs = new VimgFs(store, Clock.systemUTC());
+        fs = new VimgFs(store, Clock.systemUTC(), DataMode.FUSE);
     }
 
     @AfterEach
@@ -155,7 +157,7 @@ class VimgFsTest {
         String hex = fs.readdir("/by-digest/sha256").get(0);
         long inode = fs.getattr("/by-digest/sha256/" + hex).inode();
         long linkInode = fs.getattr("/tags/a/1").inode();
-        VimgFs again = new VimgFs(store, Clock.systemUTC());
+        VimgFs again = new VimgFs(store, Clock.systemUTC(), DataMode.FUSE);
         assertEquals(inode, again.getattr("/by-digest/sha256/" + hex).inode());
         assertEquals(linkInode, again.getattr("/tags/a/1").inode());
         assertFalse(inode == linkInode);
@@ -444,5 +446,60 @@ class VimgFsTest {
         assertEquals(List.of("other"), fs.readdir("/tags"));
         assertEquals(Digest.of(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(source))).hex(),
                 fs.readdir("/by-digest/sha256").get(0));
+    }
+
+    @Test
+    void fstatAndReadOfAnOpenImageWorkAfterItsLastNameIsRemovedByAnotherProcess() throws Exception {
+        byte[] content = randomBytes(300_000, 20);
+        cp(content, "gone:1");
+        String path = "/by-digest/sha256/" + sha256(content);
+        long handle = fs.open(path, O_RDONLY).handle();
+        // vimgfs rm gone:1, from another shell: no .fuse_hidden rename reaches this mount
+        try (ImageStore other = ImageStore.open(dir.resolve("store"))) {
+            other.untag(io.vimgfs.store.ImageName.parse("gone:1"));
+        }
+        store.refresh();
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr(path)));
+        // fstat(fd) and read(fd) still answer, from the handle
+        Attr attributes = fs.fgetattr(path, handle);
+        assertEquals(content.length, attributes.size());
+        assertEquals(Attr.Kind.FILE, attributes.kind());
+        ByteBuffer all = ByteBuffer.allocate(content.length);
+        assertEquals(content.length, fs.read(handle, all, 0));
+        assertArrayEquals(content, all.array());
+        fs.release(handle);
+    }
+
+    // ---- -o data=link (the default): by-digest entries are links to the store's blobs ----------
+
+    @Test
+    void byDefaultAnImageIsALinkToItsBlobAndNamesLinkToByDigest() throws Exception {
+        VimgFs links = new VimgFs(store, Clock.systemUTC(), DataMode.LINK);
+        byte[] content = randomBytes(100_000, 21);
+        cp(content, "cirros:0.6.2");
+        String hex = sha256(content);
+        Path blob = dir.resolve("store").toAbsolutePath().normalize().resolve("blobs/sha256/" + hex);
+
+        // ls -l by-digest/sha256: hex -> /STORE/blobs/sha256/hex
+        Attr entry = links.getattr("/by-digest/sha256/" + hex);
+        assertEquals(Attr.Kind.SYMLINK, entry.kind());
+        assertEquals(blob.toString(), links.readlink("/by-digest/sha256/" + hex));
+        assertEquals(blob.toString().length(), entry.size());
+        assertArrayEquals(content, Files.readAllBytes(Path.of(links.readlink("/by-digest/sha256/" + hex))));
+        // ls -l tags/cirros still shows the digest
+        assertEquals("../../by-digest/sha256/" + hex, links.readlink("/tags/cirros/0.6.2"));
+        // getfattr -h on the link
+        assertEquals("raw", new String(links.getxattr("/by-digest/sha256/" + hex, "user.vimgfs.format"), StandardCharsets.UTF_8));
+        assertEquals("cirros:0.6.2", new String(links.getxattr("/tags/cirros/0.6.2", "user.vimgfs.names"), StandardCharsets.UTF_8));
+        // security.selinux (ls -l asks it of every entry) is answered without a lookup
+        assertEquals(Errno.ENODATA, errno(() -> links.getxattr("/no/such/entry", "security.selinux")));
+        // the daemon never serves the bytes of a placed image
+        assertEquals(Errno.EISDIR, errno(() -> links.open("/by-digest/sha256/" + hex, O_RDONLY)));
+
+        // rm by-digest/sha256/hex removes the image with its names
+        links.unlink("/by-digest/sha256/" + hex);
+        assertEquals(List.of(), links.readdir("/tags"));
+        assertFalse(Files.exists(blob));
+        links.close();
     }
 }

@@ -102,7 +102,7 @@ final class MountedStore implements AutoCloseable {
         waitForDaemonExit();
     }
 
-    /** The daemon writes its pid into .vimgfs/mount.lock; wait until that process is gone. */
+    /** Wait until the daemon that served this mount is gone. */
     private void waitForDaemonExit() {
         long pid = daemonPid();
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
@@ -118,14 +118,23 @@ final class MountedStore implements AutoCloseable {
         }
     }
 
+    /** The pid of the daemon serving this mount, from its record in .vimgfs/mounts/; -1 when none. */
     long daemonPid() {
-        try {
-            String claim = Files.readString(store.resolve(".vimgfs/mount.lock"));
-            int at = claim.lastIndexOf("pid ");
-            return at < 0 ? -1 : Long.parseLong(claim.substring(at + 4).strip());
+        Path mounts = store.resolve(".vimgfs/mounts");
+        if (!Files.isDirectory(mounts)) {
+            return -1;
+        }
+        try (var records = Files.list(mounts)) {
+            for (Path record : records.toList()) {
+                String claim = Files.readString(record).strip();
+                if (claim.startsWith("at " + mountpoint + " by pid ")) {
+                    return Long.parseLong(claim.substring(claim.lastIndexOf("pid ") + 4));
+                }
+            }
         } catch (IOException | NumberFormatException e) {
             return -1;
         }
+        return -1;
     }
 
     String log() {

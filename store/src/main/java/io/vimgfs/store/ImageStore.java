@@ -592,33 +592,77 @@ public final class ImageStore implements Closeable {
     }
 
     /**
-     * Claims the store for one mount: a second mount of the same store fails with
-     * {@link StoreLockedException}. The claim ends when closed or when the process dies.
+     * Records a live mount of the store in {@code .vimgfs/mounts/<pid>}, held locked while the
+     * mount lives. It never refuses: a store may be mounted again while an old daemon still
+     * serves a copy of its mount (libvirt's private mount namespace keeps one alive after
+     * {@code fusermount -u}), and several mounts of a store are as safe as several CLI calls.
+     * The record goes when closed; a crashed daemon's record is unlocked, and the next claim removes it.
      */
     public Closeable claimMount(Path mountpoint) throws IOException {
-        Path claimFile = files.workDir().resolve("mount.lock");
-        FileChannel channel = FileChannel.open(claimFile, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                StandardOpenOption.WRITE);
+        Path mounts = files.workDir().resolve("mounts");
+        Files.createDirectories(mounts);
+        removeDeadMountRecords(mounts);
+        Path record = mounts.resolve(Long.toString(ProcessHandle.current().pid()));
+        FileChannel channel = FileChannel.open(record, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
         try {
-            FileLock claim;
-            try {
-                claim = channel.tryLock();
-            } catch (OverlappingFileLockException e) {
-                claim = null; // mounted by this very process
-            }
-            if (claim == null) {
-                String holder = new String(Files.readAllBytes(claimFile), java.nio.charset.StandardCharsets.UTF_8).strip();
-                throw new StoreLockedException("store " + files.root() + " is already mounted"
-                        + (holder.isEmpty() ? "" : " (" + holder + ")") + "; unmount it first");
-            }
-            channel.truncate(0);
-            channel.write(ByteBuffer.wrap(("at " + mountpoint + " by pid " + ProcessHandle.current().pid())
+            channel.lock();
+            channel.write(ByteBuffer.wrap(("at " + mountpoint + " by pid " + ProcessHandle.current().pid() + "\n")
                     .getBytes(java.nio.charset.StandardCharsets.UTF_8)), 0);
         } catch (IOException | RuntimeException e) {
             channel.close();
             throw e;
         }
-        return channel::close;
+        return () -> {
+            Files.deleteIfExists(record);
+            channel.close();
+        };
+    }
+
+    /** The live mounts of this store, as their records say ("at MOUNTPOINT by pid N"). */
+    public List<String> liveMounts() throws IOException {
+        Path mounts = files.workDir().resolve("mounts");
+        if (!Files.isDirectory(mounts)) {
+            return List.of();
+        }
+        List<String> live = new ArrayList<>();
+        try (Stream<Path> records = Files.list(mounts)) {
+            for (Path record : records.sorted().toList()) {
+                if (!isUnlocked(record)) {
+                    live.add(Files.readString(record).strip());
+                }
+            }
+        }
+        return live;
+    }
+
+    private static void removeDeadMountRecords(Path mounts) throws IOException {
+        try (Stream<Path> records = Files.list(mounts)) {
+            for (Path record : records.toList()) {
+                if (isUnlocked(record)) {
+                    Files.deleteIfExists(record);
+                }
+            }
+        }
+    }
+
+    /** Whether no process holds the record's lock (its daemon is gone). Never called on our own record. */
+    private static boolean isUnlocked(Path record) throws IOException {
+        if (record.getFileName().toString().equals(Long.toString(ProcessHandle.current().pid()))) {
+            return false;
+        }
+        try (FileChannel channel = FileChannel.open(record, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            FileLock probe = channel.tryLock();
+            if (probe == null) {
+                return false;
+            }
+            probe.release();
+            return true;
+        } catch (NoSuchFileException e) {
+            return false;
+        } catch (OverlappingFileLockException e) {
+            return false;
+        }
     }
 
     @Override
