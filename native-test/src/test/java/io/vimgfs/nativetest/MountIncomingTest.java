@@ -48,8 +48,8 @@ class MountIncomingTest {
             Shell.run("cp", source.toString(), m.at("incoming/sparse:1")).ok();
 
             // The name is the digest the store computed: no need to read 2 GiB back through the mount.
-            assertEquals(m.at("by-digest/sha256/" + hex), Shell.run("readlink", "-f", m.at("tags/sparse/1")).ok().out().strip());
-            String[] stat = Shell.run("stat", "-c", "%s %b %B", m.at("by-digest/sha256/" + hex)).ok().out().strip().split(" ");
+            assertEquals(m.blobPath(hex), Shell.run("readlink", "-f", m.at("tags/sparse/1")).ok().out().strip());
+            String[] stat = Shell.run("stat", "-L", "-c", "%s %b %B", m.at("by-digest/sha256/" + hex)).ok().out().strip().split(" ");
             assertEquals(2L << 30, Long.parseLong(stat[0]));
             assertTrue(Long.parseLong(stat[1]) * Long.parseLong(stat[2]) < 64 * Fixtures.MIB,
                     "st_blocks shows the real (sparse) allocation, not 2 GiB: " + String.join(" ", stat));
@@ -66,8 +66,8 @@ class MountIncomingTest {
             Shell.run(Duration.ofSeconds(90), java.util.Map.of(),
                     List.of("cp", source.toString(), m.at("incoming/big:1"))).ok();
 
-            assertEquals("1073741824", Shell.run("stat", "-c", "%s", m.at("by-digest/sha256/" + hex)).ok().out().strip());
-            assertEquals(m.at("by-digest/sha256/" + hex), Shell.run("readlink", "-f", m.at("tags/big/1")).ok().out().strip());
+            assertEquals("1073741824", Shell.run("stat", "-L", "-c", "%s", m.at("by-digest/sha256/" + hex)).ok().out().strip());
+            assertEquals(m.blobPath(hex), Shell.run("readlink", "-f", m.at("tags/big/1")).ok().out().strip());
             Shell.run("cmp", source.toString(), m.at("tags/big/1")).ok();
             assertEquals(List.of(), m.stagingFiles());
         }
@@ -211,8 +211,8 @@ class MountIncomingTest {
 
     private static void assertPlaced(MountedStore m, String hex, String name) {
         assertEquals(hex + "  " + m.at(name), Shell.run("sha256sum", m.at(name)).ok().out().strip(), name + " holds the content");
-        assertEquals(m.at("by-digest/sha256/" + hex), Shell.run("readlink", "-f", m.at(name)).ok().out().strip(),
-                name + " points at by-digest/sha256/" + hex);
+        assertEquals(m.blobPath(hex), Shell.run("readlink", "-f", m.at(name)).ok().out().strip(),
+                name + " leads to the image's blob in the store");
     }
 
     private static void assertFails(String error, String... command) {

@@ -40,12 +40,12 @@ class MountTreeTest {
 
             assertEquals(List.of("by-digest", "by-name", "incoming", "tags"), m.ls(""), "the root holds these and nothing else");
             assertEquals(Set.of(cirrosHex, fedoraHex), childrenOf(ls, "by-digest/sha256"));
-            Listing.Entry image = ls.get("by-digest/sha256/" + cirrosHex);
             assertAll(
-                    () -> assertEquals("-r--r--r--", image.mode()),
-                    () -> assertEquals(1, image.links()),
-                    () -> assertEquals(100_000, image.size()),
-                    () -> assertEquals(fedora.toFile().length(), ls.get("by-digest/sha256/" + fedoraHex).size()),
+                    () -> assertLink(ls, "by-digest/sha256/" + cirrosHex, m.blobPath(cirrosHex)),
+                    () -> assertLink(ls, "by-digest/sha256/" + fedoraHex, m.blobPath(fedoraHex)),
+                    () -> assertEquals("100000 -r--r--r--", Shell.run("stat", "-L", "-c", "%s %A", m.at("by-digest/sha256/" + cirrosHex)).ok().out().strip()),
+                    () -> assertEquals(Long.toString(fedora.toFile().length()),
+                            Shell.run("stat", "-L", "-c", "%s", m.at("tags/example.com/os/fedora/40")).ok().out().strip()),
                     () -> assertLink(ls, "by-name/cirros:0.6.2", "../by-digest/sha256/" + cirrosHex),
                     () -> assertLink(ls, "tags/cirros/0.6.2", "../../by-digest/sha256/" + cirrosHex),
                     () -> assertLink(ls, "by-name/example.com/os/fedora:40", "../../../by-digest/sha256/" + fedoraHex),
@@ -58,7 +58,7 @@ class MountTreeTest {
             assertTrue(Shell.run("sha256sum", m.at("by-digest/sha256/" + cirrosHex)).ok().out().startsWith(cirrosHex + " "),
                     "sha256sum of a by-digest file prints its own name");
             assertTrue(Shell.run("sha256sum", m.at("tags/example.com/os/fedora/40")).ok().out().startsWith(fedoraHex + " "));
-            assertEquals(m.at("by-digest/sha256/" + fedoraHex),
+            assertEquals(m.blobPath(fedoraHex),
                     Shell.run("readlink", "-f", m.at("by-name/example.com/os/fedora:40")).ok().out().strip());
         }
     }
@@ -77,13 +77,15 @@ class MountTreeTest {
             Shell.run("cp", fedora.toString(), m.at("incoming/fedora:40")).ok();
             String file = m.at("by-digest/sha256/" + hex);
 
-            String[] stat = Shell.run("stat", "-c", "%s|%h|%b|%B|%Y|%a|%F|%i", file).ok().out().strip().split("\\|");
+            assertEquals("symbolic link " + m.blobPath(hex), Shell.run("stat", "-c", "%F %N", file).ok().out().strip()
+                    .replace("'", "").replaceFirst(" " + file + " -> ", " "), "by-digest/sha256/<hex> is a link to the blob");
+            String[] stat = Shell.run("stat", "-L", "-c", "%s|%h|%b|%B|%Y|%a|%F|%i", file).ok().out().strip().split("\\|");
             long mtime = Long.parseLong(stat[4]);
             assertAll("stat " + file + ": " + String.join(" ", stat),
                     () -> assertEquals("100000", stat[0], "st_size"),
                     () -> assertEquals("1", stat[1], "st_nlink"),
                     () -> assertTrue(Long.parseLong(stat[2]) * Long.parseLong(stat[3]) >= 100_000, "st_blocks covers the bytes"),
-                    () -> assertTrue(mtime >= before && mtime <= after, "st_mtime is when it was placed"),
+                    () -> assertTrue(mtime >= before && mtime <= after, "st_mtime of the blob is when it was placed"),
                     () -> assertEquals("444", stat[5]),
                     () -> assertEquals("regular file", stat[6]));
             String inode = stat[7];
@@ -96,16 +98,18 @@ class MountTreeTest {
                     "df of the mount reports the size of the store's filesystem");
             assertEquals(m.store.toString(), df(m.mountpoint.toString()).get(0), "df names the store as the source");
             long blocks = Long.parseLong(stat[2]) * Long.parseLong(stat[3]);
-            assertEquals(blocks, Long.parseLong(Shell.run("du", "-s", "-B1", file).ok().out().split("\t")[0]),
-                    "du counts st_blocks");
-            assertEquals("100000", Shell.run("du", "-s", "-b", file).ok().out().split("\t")[0]);
+            assertEquals(blocks, Long.parseLong(Shell.run("du", "-s", "-L", "-B1", file).ok().out().split("\t")[0]),
+                    "du -L counts the blob's st_blocks");
+            assertEquals("100000", Shell.run("du", "-s", "-L", "-b", file).ok().out().split("\t")[0]);
 
             Map<String, String> xattrs = getfattr(m.at("tags/cirros/0.6.2"));
             assertAll("getfattr -d through a link: " + xattrs,
                     () -> assertEquals("sha256:" + hex, xattrs.get("user.vimgfs.digest")),
                     () -> assertEquals("raw", xattrs.get("user.vimgfs.format")),
                     () -> assertEquals("100000", xattrs.get("user.vimgfs.virtual_size")),
-                    () -> assertEquals(Set.of("cirros:0.6.2", "cirros:latest"), Set.of(xattrs.get("user.vimgfs.names").split(","))),
+                    () -> assertEquals(Set.of("cirros:0.6.2", "cirros:latest"),
+                            Set.of(Shell.run("getfattr", "-h", "--only-values", "-n", "user.vimgfs.names", m.at("tags/cirros/0.6.2"))
+                                    .ok().out().split(",")), "the link answers the names (getfattr -h): they change, the blob does not"),
                     () -> assertFalse(xattrs.containsKey("user.vimgfs.backing"), "no backing attribute without a backing image"));
             Map<String, String> qcow2 = getfattr(m.at("by-digest/sha256/" + fedoraHex));
             assertEquals("qcow2", qcow2.get("user.vimgfs.format"), qcow2.toString());

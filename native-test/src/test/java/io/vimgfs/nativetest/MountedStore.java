@@ -90,6 +90,11 @@ final class MountedStore implements AutoCloseable {
         return store.resolve("blobs/sha256").resolve(hex);
     }
 
+    /** The absolute path of an image's blob, where by-digest/sha256/<hex> links to (the default data mode). */
+    String blobPath(String hex) {
+        return blob(hex).toAbsolutePath().normalize().toString();
+    }
+
     /** Unmounts and waits for the daemon to let go of the store. */
     void unmount() {
         if (!isMounted()) {

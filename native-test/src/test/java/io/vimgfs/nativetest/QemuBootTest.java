@@ -140,6 +140,38 @@ class QemuBootTest {
         }
     }
 
+    /**
+     * The daemon is killed (SIGKILL) once QEMU has the disk open, before the guest has read it:
+     * the guest still boots and reads every byte, because its disk is the store's file.
+     */
+    @Test
+    void aGuestFinishesBootingWhenTheDaemonIsKilledMidBoot() throws IOException {
+        Path qcow2 = kit.resolve("disk.qcow2");
+        String hex = Shell.sha256(qcow2);
+        Path overlay = dir.resolve("vm1.qcow2");
+        try (MountedStore m = MountedStore.mount(dir)) {
+            Shell.run("cp", qcow2.toString(), m.at("incoming/vimgfs-boot:qcow2")).ok();
+            Shell.run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", m.at("by-digest/sha256/" + hex),
+                    overlay.toString()).ok();
+            String blob = m.blob(hex).toAbsolutePath().normalize().toString();
+            long daemon = m.daemonPid();
+
+            Boot boot = boot(List.of("-drive", "file=" + overlay + ",format=qcow2,if=virtio"), null, qemu -> {
+                Eventually.within(Duration.ofSeconds(30), "qemu opens the base",
+                        () -> Shell.sh("ls -l /proc/" + qemu.pid() + "/fd").out().contains(blob));
+                Shell.run("kill", "-KILL", Long.toString(daemon)).ok();
+                Shell.sh("sync; echo 3 > /proc/sys/vm/drop_caches").ok();
+            });
+
+            Matcher ok = boot.okLine();
+            assertAll(
+                    () -> assertEquals(marker, ok.group(1), "the guest read the marker after the daemon died"),
+                    () -> assertEquals(diskSha256, ok.group(2), "the guest read the base's whole content"),
+                    () -> assertEquals(0, boot.exit(), "qemu powered off cleanly\n" + boot.console()),
+                    () -> assertTrue(ProcessHandle.of(daemon).map(p -> !p.isAlive()).orElse(true), "the daemon was dead"));
+        }
+    }
+
     /** What one boot printed, and how qemu ended. */
     record Boot(String console, int exit, long millis) {
         Matcher okLine() {
@@ -156,6 +188,15 @@ class QemuBootTest {
      * {@link #BOOT_LIMIT}, and always kills qemu. With a token, the guest also writes it at 6 MiB.
      */
     private Boot boot(List<String> drive, String token) {
+        return boot(drive, token, qemu -> { });
+    }
+
+    /** What to do to the host while a guest boots. */
+    private interface DuringBoot {
+        void act(Process qemu) throws Exception;
+    }
+
+    private Boot boot(List<String> drive, String token, DuringBoot duringBoot) {
         String append = "console=ttyS0 panic=-1 quiet" + (token == null ? "" : " vimgfs.write=" + token);
         List<String> command = new ArrayList<>(List.of("qemu-system-x86_64", "-machine", "accel=tcg", "-m", "256",
                 "-nographic", "-no-reboot", "-nic", "none",
@@ -170,6 +211,7 @@ class QemuBootTest {
                     .redirectErrorStream(true).redirectOutput(console.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                     .start();
+            duringBoot.act(qemu);
             boolean exited = qemu.waitFor(BOOT_LIMIT.toMillis(), TimeUnit.MILLISECONDS);
             long millis = (System.nanoTime() - start) / 1_000_000;
             String output = Files.readString(console, StandardCharsets.ISO_8859_1);
@@ -181,11 +223,11 @@ class QemuBootTest {
                 fail("the guest failed: " + String.join(" ", command) + "\nconsole:\n" + output);
             }
             return new Boot(output, qemu.exitValue(), millis);
-        } catch (IOException e) {
-            throw new AssertionError("cannot run " + command, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AssertionError("interrupted booting " + command, e);
+        } catch (Exception e) {
+            throw new AssertionError("cannot run " + command, e);
         } finally {
             if (qemu != null) {
                 qemu.descendants().forEach(ProcessHandle::destroyForcibly);
