@@ -10,7 +10,12 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
 import java.util.UUID;
+import java.util.stream.Collectors;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -29,6 +34,13 @@ final class FormatProbe {
     private static final byte[] VHDX_MAGIC = ascii("vhdxfile");
     private static final byte[] ISO_MAGIC = ascii("CD001");
     private static final byte[] QED_MAGIC = {'Q', 'E', 'D', 0};
+    private static final byte[] VPC_MAGIC = ascii("conectix");
+    private static final byte[] PARALLELS_MAGIC = ascii("WithoutFreeSpace");
+    private static final byte[] PARALLELS_MAGIC2 = ascii("WithouFreSpacExt");
+    private static final byte[] BOCHS_MAGIC = ascii("Bochs Virtual HD Image");
+    private static final byte[] CLOOP_MAGIC =
+            ascii("#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n");
+    private static final byte[] LUKS_MAGIC = {'L', 'U', 'K', 'S', (byte) 0xba, (byte) 0xbe};
     private static final int VDI_SIGNATURE_OFFSET = 0x40;
     private static final int VDI_SIGNATURE = 0xbeda107f;
     private static final int ISO_MAGIC_OFFSET = 0x8001;
@@ -53,38 +65,140 @@ final class FormatProbe {
 
     private FormatProbe() {}
 
-    /** Recognises the image in {@code ch}, or throws {@link ImageRejectedException} saying why not. */
+    /**
+     * Recognises the image in {@code ch}, or throws {@link ImageRejectedException} saying why not.
+     *
+     * <p>QEMU guesses a format by running every driver's probe on the first 2048 bytes and taking
+     * the highest score (block.c {@code bdrv_probe_all}; raw scores 1, so it wins only when no
+     * other probe matches). A stored image must be safe whichever of them QEMU picks, so every
+     * driver whose probe matches is checked, and a file that more than one would take is refused:
+     * which one QEMU picks then depends on the order its build registered them.
+     */
     static ProbeResult probe(FileChannel ch) throws IOException {
         long length = ch.size();
         if (length == 0) {
             throw new ImageRejectedException(EMPTY, "the file is empty: there is no image to store");
         }
         ByteBuffer head = readAt(ch, 0, QEMU_PROBE_BYTES);
-        if (startsWith(head, 0, QCOW_MAGIC)) {
-            return Qcow2Image.probe(ch, length);
+        List<QemuDriver> drivers = QemuDriver.matching(head);
+        if (drivers.isEmpty()) {
+            // Only raw's probe matches. ISO is our name for raw with a CD volume descriptor.
+            boolean iso = startsWith(readAt(ch, ISO_MAGIC_OFFSET, ISO_MAGIC.length), 0, ISO_MAGIC);
+            return ProbeResult.of(iso ? ImageFormat.ISO : ImageFormat.RAW, length);
         }
-        if (startsWith(head, 0, VMDK_SPARSE_MAGIC) || startsWith(head, 0, VMDK_COWD_MAGIC)) {
-            return probeSparseVmdk(ch, head, length);
+        ProbeResult result = null;
+        ImageRejectedException refused = null;
+        for (QemuDriver driver : drivers) {
+            try {
+                result = probeAs(driver, ch, head, length);
+            } catch (ImageRejectedException e) {
+                if (refused == null || e.reason().unsafe() && !refused.reason().unsafe()) {
+                    refused = e;
+                }
+            }
         }
-        if (startsWith(head, 0, VMDK_DESCRIPTOR_MAGIC) || isQemuVmdkDescriptor(head)) {
-            throw new ImageRejectedException(FORBIDDEN_BACKING,
+        if (refused != null && (refused.reason().unsafe() || drivers.size() == 1)) {
+            throw refused;
+        }
+        if (drivers.size() > 1) {
+            throw corrupt("the file carries the signatures of several formats ("
+                    + drivers.stream().map(QemuDriver::toString).collect(Collectors.joining(", ")) + "): QEMU could open it as any of them, so it cannot be checked as one");
+        }
+        return result;
+    }
+
+    private static ProbeResult probeAs(QemuDriver driver, FileChannel ch, ByteBuffer head, long length)
+            throws IOException {
+        return switch (driver) {
+            case QCOW -> head.limit() >= 8 && head.getInt(4) == 1 ? refuseQcowVersion1(head) : Qcow2Image.probe(ch, length);
+            case VMDK -> probeSparseVmdk(ch, head, length);
+            case VMDK_DESCRIPTOR -> throw new ImageRejectedException(FORBIDDEN_BACKING,
                     "this is a VMDK descriptor file: its data lives in other files it names, which"
                             + " cannot be stored; convert it to a single-file image first");
+            case VHDX -> probeVhdx(ch, length);
+            case VDI -> probeVdi(ch, length);
+            case QED -> {
+                checkQedHasNoBacking(head);
+                throw unsupported(driver);
+            }
+            case VPC, PARALLELS, BOCHS, CLOOP, LUKS -> throw unsupported(driver);
+        };
+    }
+
+    /**
+     * The QEMU 7.2 drivers whose probe can score above raw's, each with its probe's rule made no
+     * narrower (magic bytes only, where QEMU also checks a version). {@code dmg} is not here: it
+     * probes by the file name ending in {@code .dmg}, not by content, and reads nothing but the
+     * file itself, so a stored image opened as dmg is broken but safe.
+     */
+    private enum QemuDriver {
+        /** qcow2 (version 2 and up) and qcow (version 1, which has backing files too) share the magic. */
+        QCOW("qcow2/qcow"),
+        VMDK("vmdk"),
+        VMDK_DESCRIPTOR("vmdk descriptor"),
+        VHDX("vhdx"),
+        VDI("vdi"),
+        QED("qed"),
+        VPC("vpc"),
+        PARALLELS("parallels"),
+        BOCHS("bochs"),
+        CLOOP("cloop"),
+        LUKS("luks");
+
+        private final String label;
+
+        QemuDriver(String label) {
+            this.label = label;
         }
-        if (startsWith(head, 0, QED_MAGIC)) {
-            checkQedHasNoBacking(head);
+
+        static List<QemuDriver> matching(ByteBuffer head) {
+            // QEMU probes a full 2048-byte buffer, read with zeros past the end of a shorter file.
+            ByteBuffer padded = ByteBuffer.allocate(QEMU_PROBE_BYTES).put(head.duplicate().position(0)).clear();
+            List<QemuDriver> out = new ArrayList<>();
+            for (QemuDriver driver : values()) {
+                if (driver.probes(padded)) {
+                    out.add(driver);
+                }
+            }
+            return out;
         }
-        if (startsWith(head, 0, VHDX_MAGIC)) {
-            return probeVhdx(ch, length);
+
+        private boolean probes(ByteBuffer buf) {
+            return switch (this) {
+                case QCOW -> startsWith(buf, 0, QCOW_MAGIC);
+                case VMDK -> startsWith(buf, 0, VMDK_SPARSE_MAGIC) || startsWith(buf, 0, VMDK_COWD_MAGIC);
+                case VMDK_DESCRIPTOR -> startsWith(buf, 0, VMDK_DESCRIPTOR_MAGIC)
+                        || VmdkDescriptor.probesAsDescriptor(buf);
+                case VHDX -> startsWith(buf, 0, VHDX_MAGIC);
+                case VDI -> buf.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(VDI_SIGNATURE_OFFSET) == VDI_SIGNATURE;
+                case QED -> startsWith(buf, 0, QED_MAGIC);
+                case VPC -> startsWith(buf, 0, VPC_MAGIC);
+                case PARALLELS -> startsWith(buf, 0, PARALLELS_MAGIC) || startsWith(buf, 0, PARALLELS_MAGIC2);
+                case BOCHS -> startsWith(buf, 0, BOCHS_MAGIC);
+                case CLOOP -> startsWith(buf, 0, CLOOP_MAGIC);
+                case LUKS -> startsWith(buf, 0, LUKS_MAGIC);
+            };
         }
-        if (head.limit() >= VDI_SIGNATURE_OFFSET + 4
-                && head.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(VDI_SIGNATURE_OFFSET) == VDI_SIGNATURE) {
-            return probeVdi(ch, length);
+
+        @Override
+        public String toString() {
+            return label;
         }
-        if (startsWith(readAt(ch, ISO_MAGIC_OFFSET, ISO_MAGIC.length), 0, ISO_MAGIC)) {
-            return ProbeResult.of(ImageFormat.ISO, length);
+    }
+
+    private static ImageRejectedException unsupported(QemuDriver driver) {
+        return corrupt("this is a " + driver + " image, a format vimgfs does not store (QEMU would open it as "
+                + driver + ", not as raw): convert it with 'qemu-img convert -O qcow2' first");
+    }
+
+    /** qcow version 1 (block/qcow.c): not stored, and refused as unsafe when it names a backing file. */
+    private static ProbeResult refuseQcowVersion1(ByteBuffer head) throws ImageRejectedException {
+        if (head.limit() >= 16 && head.getLong(8) != 0) {
+            throw new ImageRejectedException(FORBIDDEN_BACKING,
+                    "this is a qcow (version 1) image with a backing file, which is outside the store");
         }
-        return ProbeResult.of(ImageFormat.RAW, length);
+        throw corrupt("qcow version 1 is unsupported: only qcow2 versions 2 and 3 can be stored;"
+                + " convert it with 'qemu-img convert -O qcow2' first");
     }
 
     // ---- VMDK ----
@@ -105,6 +219,9 @@ final class FormatProbe {
         if (capacity < 0 || capacity > (1L << 62) / SECTOR) {
             throw corrupt("the vmdk capacity field (" + Long.toUnsignedString(capacity)
                     + " sectors) is impossibly large: the header is damaged");
+        }
+        if (capacity == 0 && header.getLong(28) != 0) {
+            checkEmbeddedDescriptorFile(ch, header.getLong(28), length);
         }
         if (header.getLong(56) == VMDK_GD_AT_END) {
             // A stream-optimized VMDK written front to back keeps its real header in a footer,
@@ -134,6 +251,31 @@ final class FormatProbe {
         return ProbeResult.of(ImageFormat.VMDK, capacity * SECTOR);
     }
 
+    /**
+     * QEMU's {@code vmdk_open_vmdk4} opens a header of capacity 0 with a descriptor offset as a
+     * descriptor file: it reads up to 1 MiB of text there (to the first NUL) and opens every
+     * extent it names, which can be any host file. The primary header decides this, before any
+     * stream-optimized footer is read. An offset past the end reads as zeros: an empty descriptor.
+     */
+    private static void checkEmbeddedDescriptorFile(FileChannel ch, long offsetSectors, long length)
+            throws IOException {
+        long at = offsetSectors << 9;
+        if (at < 0 || at >= length) {
+            return;
+        }
+        byte[] text = bytes(readAt(ch, at, (int) Math.min(length, VMDK_MAX_DESCRIPTOR_BYTES - 1)));
+        int nul = 0;
+        while (nul < text.length && text[nul] != 0) {
+            nul++;
+        }
+        Optional<String> extent = VmdkDescriptor.firstExtent(Arrays.copyOf(text, nul));
+        if (extent.isPresent()) {
+            throw new ImageRejectedException(FORBIDDEN_BACKING, "this vmdk has capacity 0 and an embedded"
+                    + " descriptor, which QEMU opens as a descriptor file; its extent '"
+                    + InvalidNameException.printable(extent.get()) + "' is a file outside the store");
+        }
+    }
+
     private static long vmdkGrainDirectorySize(ByteBuffer header, long capacity)
             throws ImageRejectedException {
         long grainSize = header.getLong(20);
@@ -160,30 +302,6 @@ final class FormatProbe {
                     "this vmdk is a differencing disk (parentCID=" + cid.group(1)
                             + "): its parent is a file outside the store");
         }
-    }
-
-    /**
-     * QEMU also takes a file for a VMDK descriptor when its first line that is neither a comment
-     * nor blank is {@code version=1} or {@code version=2}; such a file must not pass as raw.
-     */
-    private static boolean isQemuVmdkDescriptor(ByteBuffer head) {
-        String text = new String(bytes(head), StandardCharsets.ISO_8859_1);
-        int p = 0;
-        while (p < text.length()) {
-            int eol = text.indexOf('\n', p);
-            if (eol < 0) {
-                return false;
-            }
-            String line = text.substring(p, eol);
-            boolean skipped = line.startsWith("#")
-                    || line.startsWith(" ") && line.stripTrailing().isEmpty() && line.indexOf('\t') < 0;
-            if (!skipped) {
-                return line.equals("version=1") || line.equals("version=2")
-                        || line.equals("version=1\r") || line.equals("version=2\r");
-            }
-            p = eol + 1;
-        }
-        return false;
     }
 
     /** QED is not a format we store, but QEMU would follow its backing file if it guessed the format. */

@@ -13,6 +13,14 @@ public enum ImageFormat {
         return name().toLowerCase(Locale.ROOT);
     }
 
+    /**
+     * The QEMU driver that reads this format: an ISO is raw to QEMU (no QEMU probe matches it),
+     * so an overlay on a stored ISO must name {@code raw} as its backing format.
+     */
+    public String qemuDriver() {
+        return this == ISO ? RAW.id() : id();
+    }
+
     public String mediaType() {
         return MEDIA_TYPE_PREFIX + id();
     }

@@ -380,12 +380,34 @@ public final class ImageStore implements Closeable {
         }
         // Known content can lose its image before we hold the lock: then it is new again.
         ProbeResult probe = staged.probe() != null ? staged.probe() : probe(staged.upload().channel(), staged.size());
+        if (backing.isPresent()) {
+            checkBackingFormat(probe, catalog.image(backing.get()).orElseGet(() -> admitted.get(backing.get())));
+        }
         files.install(staged.upload().file(), staged.digest());
         files.syncBlobDir();
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
         image = writeMetadata(staged.digest(), staged.size(), probe, backing);
         options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
         return image;
+    }
+
+    /**
+     * An overlay's backing format must be its base's stored format: QEMU opens the base with that
+     * driver instead of probing it, so {@code vmdk} on a raw base holding descriptor text would
+     * read the files the text names. An overlay without a backing format is allowed: QEMU then
+     * probes the base, which is safe only because the base passed {@link FormatProbe#probe}'s rule
+     * (every format QEMU could probe it as was checked), and its name, a digest, never ends in
+     * {@code .dmg}, the one probe that looks at the name.
+     */
+    private static void checkBackingFormat(ProbeResult probe, StoredImage base) throws ImageRejectedException {
+        Optional<String> named = probe.backingFormat();
+        String stored = base.format().qemuDriver();
+        if (named.isPresent() && !named.get().equals(stored)) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING,
+                    "the backing format '" + InvalidNameException.printable(named.get()) + "' is not the stored format"
+                            + " of base " + base.layer() + " (" + stored + "): QEMU would read the base as another"
+                            + " format; rebase the overlay with 'qemu-img rebase -u -F " + stored + "'");
+        }
     }
 
     private static ProbeResult probe(FileChannel channel, long size) throws IOException {

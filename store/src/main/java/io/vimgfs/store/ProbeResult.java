@@ -5,17 +5,20 @@ import java.util.Optional;
 
 /**
  * What probing an image found: its format, the size the guest sees, the QCOW2 cluster size
- * ({@code 0} for other formats) and the backing file name exactly as the image stores it.
+ * ({@code 0} for other formats), and the backing file name and the QEMU driver name of its format
+ * exactly as the image stores them (a backing format only with a backing file).
  */
-record ProbeResult(ImageFormat format, long virtualSize, int clusterSize, Optional<String> backingFile) {
+record ProbeResult(ImageFormat format, long virtualSize, int clusterSize, Optional<String> backingFile,
+        Optional<String> backingFormat) {
 
     ProbeResult {
         Objects.requireNonNull(format, "format");
         Objects.requireNonNull(backingFile, "backingFile");
+        Objects.requireNonNull(backingFormat, "backingFormat");
     }
 
     /** A result for a format without clusters or backing files. */
     static ProbeResult of(ImageFormat format, long virtualSize) {
-        return new ProbeResult(format, virtualSize, 0, Optional.empty());
+        return new ProbeResult(format, virtualSize, 0, Optional.empty(), Optional.empty());
     }
 }

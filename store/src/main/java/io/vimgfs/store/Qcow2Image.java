@@ -11,13 +11,16 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Optional;
+import java.util.function.LongConsumer;
 
 /**
  * Reads one QCOW2 v2/v3 image's header, header extensions and tables (QEMU's
  * docs/interop/qcow2.txt) and checks that everything they point at lies inside the file, so a
  * truncated upload or a crafted image is refused before it is stored. Walks the active L1/L2
- * tables cluster by cluster with two reused buffers; never reads guest data.
+ * tables cluster by cluster with two reused buffers, reading each table once, so the work is
+ * linear in the file however its tables point at each other; never reads guest data.
  */
 final class Qcow2Image {
 
@@ -46,6 +49,9 @@ final class Qcow2Image {
     private static final int EXTENSION_BITMAPS = 0x23852875;
     private static final int EXTENSION_CRYPTO_HEADER = 0x0537be77;
     private static final int EXTENSION_EXTERNAL_DATA_FILE = 0x44415441;
+    private static final int EXTENSION_BACKING_FORMAT = 0xe2792aca;
+    /** QEMU keeps the backing format in a 16-byte string and refuses a longer extension. */
+    private static final int MAX_BACKING_FORMAT = 15;
 
     /** Bits 9-55 of L1 and standard L2 entries: a cluster-aligned host offset. */
     private static final long TABLE_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
@@ -81,9 +87,12 @@ final class Qcow2Image {
     private final ByteBuffer tableBuffer;
     /** Reused for each L2 table. */
     private final ByteBuffer l2Buffer;
+    /** Told the offset of each L2 table as it is read, so tests can count the reads. */
+    private final LongConsumer onL2Table;
 
-    private Qcow2Image(FileChannel ch, long fileLength, Header header) {
+    private Qcow2Image(FileChannel ch, long fileLength, Header header, LongConsumer onL2Table) {
         this.ch = ch;
+        this.onL2Table = onL2Table;
         this.fileLength = fileLength;
         this.header = header;
         this.clusterSize = header.clusterSize();
@@ -93,16 +102,22 @@ final class Qcow2Image {
 
     /** Checks the QCOW2 image in {@code ch}, a file of {@code fileLength} bytes starting with the QCOW magic. */
     static ProbeResult probe(FileChannel ch, long fileLength) throws IOException {
+        return probe(ch, fileLength, offset -> { });
+    }
+
+    /** {@link #probe(FileChannel, long)}, telling {@code onL2Table} each L2 table offset it reads. */
+    static ProbeResult probe(FileChannel ch, long fileLength, LongConsumer onL2Table) throws IOException {
         Header header = parseHeader(readAt(ch, 0, V3_MIN_HEADER_LENGTH + 8), fileLength);
         checkFeatures(header);
         ByteBuffer firstCluster = readAt(ch, 0, (int) Math.min(header.clusterSize(), fileLength));
-        checkExtensions(header, firstCluster, fileLength);
+        Optional<String> backingFormat = checkExtensions(header, firstCluster, fileLength);
         Optional<String> backingFile = backingFile(header, firstCluster, fileLength);
-        Qcow2Image image = new Qcow2Image(ch, fileLength, header);
+        Qcow2Image image = new Qcow2Image(ch, fileLength, header, onL2Table);
         image.checkMapping();
         image.checkRefcounts();
         image.checkSnapshots();
-        return new ProbeResult(ImageFormat.QCOW2, header.size(), header.clusterSize(), backingFile);
+        return new ProbeResult(ImageFormat.QCOW2, header.size(), header.clusterSize(), backingFile,
+                backingFile.isPresent() ? backingFormat : Optional.empty());
     }
 
     // ---- header ----
@@ -193,15 +208,19 @@ final class Qcow2Image {
                         + ", which could expose any host file: store a self-contained image instead");
     }
 
-    /** Walks the header extensions, which QEMU keeps in the first cluster after the header. */
-    private static void checkExtensions(Header header, ByteBuffer firstCluster, long fileLength)
+    /**
+     * Walks the header extensions, which QEMU keeps in the first cluster after the header, and
+     * returns the backing format they name, if any.
+     */
+    private static Optional<String> checkExtensions(Header header, ByteBuffer firstCluster, long fileLength)
             throws ImageRejectedException {
+        Optional<String> backingFormat = Optional.empty();
         long at = header.headerLength();
         while (at + 8 <= firstCluster.limit()) {
             int type = firstCluster.getInt((int) at);
             long length = Integer.toUnsignedLong(firstCluster.getInt((int) at + 4));
             if (type == EXTENSION_END) {
-                return;
+                return backingFormat;
             }
             long dataAt = at + 8;
             if (dataAt + length > header.clusterSize()) {
@@ -213,9 +232,31 @@ final class Qcow2Image {
                         + " runs past the end of the file (" + fileLength + " bytes): the image is truncated");
             }
             ByteBuffer data = firstCluster.duplicate().position((int) dataAt).limit((int) (dataAt + length)).slice();
+            if (type == EXTENSION_BACKING_FORMAT) {
+                backingFormat = backingFormat(data);
+            }
             checkExtension(type, data, fileLength);
             at = dataAt + ((length + 7) & ~7L);
         }
+        return backingFormat;
+    }
+
+    /**
+     * The backing format as QEMU reads it: a C string, so it ends at the first NUL, and an empty
+     * one means none (QEMU then probes the backing file). A later extension replaces an earlier.
+     */
+    private static Optional<String> backingFormat(ByteBuffer data) throws ImageRejectedException {
+        if (data.remaining() > MAX_BACKING_FORMAT) {
+            throw corrupt("the qcow2 backing format extension is " + data.remaining() + " bytes long, more than"
+                    + " QEMU's limit of " + MAX_BACKING_FORMAT + ": the header is damaged");
+        }
+        byte[] name = new byte[data.remaining()];
+        data.duplicate().get(name);
+        int end = 0;
+        while (end < name.length && name[end] != 0) {
+            end++;
+        }
+        return end == 0 ? Optional.empty() : Optional.of(new String(name, 0, end, StandardCharsets.ISO_8859_1));
     }
 
     private static void checkExtension(int type, ByteBuffer data, long fileLength) throws ImageRejectedException {
@@ -281,16 +322,27 @@ final class Qcow2Image {
             return;
         }
         checkTable("qcow2 L1 table", header.l1TableOffset(), l1Size * 8);
+        // Many L1 entries may name one L2 table; each table is read once, in file order, so the
+        // work is bounded by the file: the L1 table lies in it, and so does each distinct table.
+        long[] l2Tables = new long[(int) l1Size];
+        int[] count = {0};
         forEachEntry(header.l1TableOffset(), l1Size, (index, entry) -> {
             long l2Offset = entry & TABLE_OFFSET_MASK;
             if (l2Offset != 0) {
                 checkCluster("qcow2 L2 table", l2Offset);
-                checkL2Table(l2Offset);
+                l2Tables[count[0]++] = l2Offset;
             }
         });
+        Arrays.sort(l2Tables, 0, count[0]);
+        for (int i = 0; i < count[0]; i++) {
+            if (i == 0 || l2Tables[i] != l2Tables[i - 1]) {
+                checkL2Table(l2Tables[i]);
+            }
+        }
     }
 
     private void checkL2Table(long offset) throws IOException {
+        onL2Table.accept(offset);
         l2Buffer.clear();
         readFully(ch, l2Buffer, offset);
         int stride = header.l2EntrySize();

@@ -88,7 +88,7 @@ class FormatProbeTest {
         ProbeResult result = FormatProbe.probe(open(raw));
 
         assertSameAsQemu(raw, result);
-        assertEquals(new ProbeResult(ImageFormat.RAW, 16L << 20, 0, Optional.empty()), result);
+        assertEquals(new ProbeResult(ImageFormat.RAW, 16L << 20, 0, Optional.empty(), Optional.empty()), result);
     }
 
     @Test
@@ -203,7 +203,72 @@ class FormatProbeTest {
         assertRejected(qed, Reason.FORBIDDEN_BACKING, "backing file");
     }
 
-    private FileChannel open(Path path) throws IOException {
+    @ParameterizedTest
+    @ValueSource(strings = {"version=3\n", "version=3\r\n", "# comment\n   \r\nversion=1\n", "  \nversion=9\n"})
+    void anyVersionLineQemuWouldReachMakesADescriptor(String start) throws IOException {
+        Path text = Files.writeString(dir.resolve("text"), start + "createType=\"vmfs\"\nRW 8 VMFS \"x\"\n",
+                StandardCharsets.US_ASCII);
+
+        assertRejected(text, Reason.FORBIDDEN_BACKING, "descriptor");
+    }
+
+    @Test
+    void aVersionLineAfterOtherTextIsRawAsQemuProbesIt() throws IOException {
+        Path text = Files.writeString(dir.resolve("text"), "hello\nversion=1\n", StandardCharsets.US_ASCII);
+
+        assertEquals("raw", QemuImg.info(text).get("format").asText());
+        assertEquals(ImageFormat.RAW, FormatProbe.probe(open(text)).format());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"vpc", "qed", "parallels"})
+    void formatsQemuProbesButWeDoNotStoreAreRefusedNotStoredAsRaw(String format) throws IOException {
+        Path image = dir.resolve("disk." + format);
+        QemuImg.create(image, format, "4M");
+        assertEquals(format, QemuImg.info(image).get("format").asText());
+
+        assertRejected(image, Reason.CORRUPT, "a " + format + " image");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"Bochs Virtual HD Image", "LUKS\u00ba\u00be",
+        "#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"})
+    void otherFormatsQemuProbesByMagicAreRefused(String magic) throws IOException {
+        Path image = dir.resolve("disk");
+        Files.write(image, new byte[64 * 1024]);
+        Files.write(image, magic.getBytes(StandardCharsets.ISO_8859_1), StandardOpenOption.WRITE);
+
+        assertRejected(image, Reason.CORRUPT, "a format vimgfs does not store");
+    }
+
+    @Test
+    void qcowVersion1WithABackingFileIsRefusedAsUnsafe() throws IOException {
+        Path image = dir.resolve("old.qcow");
+        QemuImg.img("create", "-q", "-f", "qcow", "-b", raw, "-F", "raw", image);
+        assertEquals("qcow", QemuImg.info(image).get("format").asText());
+
+        assertRejected(image, Reason.FORBIDDEN_BACKING, "qcow (version 1)");
+    }
+
+    @Test
+    void aFileCarryingTwoFormatsSignaturesIsRefused() throws IOException {
+        Path image = dir.resolve("disk.vmdk");
+        QemuImg.convert(raw, image, "vmdk");
+        // A VMDK4 header's grain offset field lies where QEMU's vdi probe looks for its signature.
+        QemuImg.writeInt(image, 0x40, Integer.reverseBytes(0xbeda107f));
+
+        assertRejected(image, Reason.CORRUPT, "several formats (vmdk, vdi)");
+    }
+
+    @Test
+    void zeroSizedVmdkFromQemuImgNamesNoExtentAndIsAccepted() throws IOException {
+        Path image = dir.resolve("zero.vmdk");
+        QemuImg.create(image, "vmdk", "0");
+
+        assertEquals(ProbeResult.of(ImageFormat.VMDK, 0), FormatProbe.probe(open(image)));
+    }
+
+        private FileChannel open(Path path) throws IOException {
         FileChannel ch = FileChannel.open(path);
         opened.add(ch);
         return ch;

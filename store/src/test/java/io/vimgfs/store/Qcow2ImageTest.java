@@ -276,7 +276,53 @@ class Qcow2ImageTest {
         assertTrue(millis < 500, "probing took " + millis + " ms");
     }
 
-    private static ProbeResult probe(Path image) throws IOException {
+    @Test
+    void backingFormatIsReportedAsStoredForTheStoreToJudge() throws IOException {
+        Path image = dir.resolve("overlay.qcow2");
+        QemuImg.img("create", "-q", "-f", "qcow2", "-b", "a".repeat(64), "-F", "vmdk", "-u", image, "8M");
+
+        ProbeResult result = probe(image);
+
+        assertEquals(Optional.of("a".repeat(64)), result.backingFile());
+        assertEquals(Optional.of("vmdk"), result.backingFormat());
+    }
+
+    @Test
+    void l1EntriesSharingOneL2TableReadItOnce() throws IOException {
+        // 8 PiB of 2 MiB clusters: 16,384 L1 entries, each naming an L2 table of 262,144 entries.
+        int cluster = 2 << 20;
+        Path image = written(created(dir, "8P", "cluster_size=2M"), "write -P 1 0 64k");
+        long l1 = QemuImg.readLong(image, L1_TABLE_OFFSET);
+        long l1Entry = QemuImg.readLong(image, l1);
+        long l2 = l1Entry & OFFSET_MASK;
+        long l2Entry = QemuImg.readLong(image, l2);
+        java.nio.ByteBuffer table = java.nio.ByteBuffer.allocate(cluster);
+        for (int i = 0; i < cluster / 8; i++) {
+            table.putLong(i * 8, l2Entry);
+        }
+        java.nio.ByteBuffer l1Table = java.nio.ByteBuffer.allocate(16_384 * 8);
+        for (int i = 0; i < 16_384; i++) {
+            l1Table.putLong(i * 8, l1Entry);
+        }
+        try (FileChannel ch = FileChannel.open(image, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(table, l2);
+            ch.write(l1Table, l1);
+        }
+        java.util.List<Long> l2Reads = new java.util.ArrayList<>();
+
+        long start = System.nanoTime();
+        ProbeResult result;
+        try (FileChannel ch = FileChannel.open(image)) {
+            result = Qcow2Image.probe(ch, ch.size(), l2Reads::add);
+        }
+        long millis = (System.nanoTime() - start) / 1_000_000;
+
+        assertEquals(8L << 50, result.virtualSize());
+        assertEquals(java.util.List.of(l2), l2Reads, "the shared L2 table is read once, not 16,384 times");
+        assertTrue(millis < 5_000, "probing took " + millis + " ms");
+    }
+
+        private static ProbeResult probe(Path image) throws IOException {
         try (FileChannel ch = FileChannel.open(image)) {
             return FormatProbe.probe(ch);
         }
