@@ -128,6 +128,8 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
     /**
      * {@code by-digest/sha256/<hex>} by default: an absolute link to the image's blob file, so
      * readers open the store's file itself and never depend on the daemon for bytes (issue 9).
+     * Links have no {@code user.vimgfs.*} attributes: Linux allows no user.* attributes on a
+     * symlink; getfattr follows the link to the blob, which carries them.
      */
     record BlobLink(String path, ImageInfo image, String target, StoreView view) implements Node {
 
@@ -144,16 +146,6 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void unlink() throws IOException {
             view.removeImage(image);
-        }
-
-        @Override
-        public byte[] xattr(String name) throws FsException {
-            return view.xattr(image, name);
-        }
-
-        @Override
-        public List<String> xattrNames() {
-            return view.xattrNames(image);
         }
     }
 
@@ -181,16 +173,6 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
                         + image.digest().hex() + " to remove the image");
             }
             view.untag(name.get(), image);
-        }
-
-        @Override
-        public byte[] xattr(String name) throws FsException {
-            return view.xattr(image, name);
-        }
-
-        @Override
-        public List<String> xattrNames() {
-            return view.xattrNames(image);
         }
     }
 

@@ -10,6 +10,7 @@ import java.time.Clock;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -29,6 +30,13 @@ public final class VimgFs implements Closeable {
     /** Entries libfuse renamed to {@code .fuse_hidden…} because they were open when removed. */
     private final Map<String, Attr> hidden = new ConcurrentHashMap<>();
     private final ImageTree tree;
+    /**
+     * Open images by the path they were opened at. The kernel asks fstat(2) by inode without the
+     * file handle, and libfuse 2 turns that into a getattr of the path: once the image's last
+     * name is gone, the open file still answers it (SPEC §5).
+     */
+    private final Map<String, Set<Long>> openedAt = new ConcurrentHashMap<>();
+    private final Map<Long, String> pathOfHandle = new ConcurrentHashMap<>();
 
     /** What an open returns: the handle, and whether the kernel may keep cached pages. */
     record Opened(long handle, boolean keepCache) {
@@ -82,7 +90,17 @@ public final class VimgFs implements Closeable {
     // ---- reading the tree ----------------------------------------------------------------
 
     Attr getattr(String path) throws FsException {
-        return node(path).attr();
+        Optional<Node> node = lookup(path);
+        if (node.isPresent()) {
+            return node.get().attr();
+        }
+        Set<Long> open = openedAt.get(path);
+        if (open != null) {
+            for (long handle : open) {
+                return handles.get(handle).attr();
+            }
+        }
+        throw new FsException(Errno.ENOENT, "no such entry " + path);
     }
 
     /** fstat(2) answers from the open file, so it works after the last name is gone (SPEC §5). */
@@ -101,7 +119,13 @@ public final class VimgFs implements Closeable {
     // ---- open files ----------------------------------------------------------------------
 
     Opened open(String path, int flags) throws IOException, FsException {
-        return opened(node(path).open(flags));
+        OpenFile file = node(path).open(flags);
+        Opened opened = opened(file);
+        if (file instanceof OpenFile.ImageHandle) {
+            openedAt.computeIfAbsent(path, p -> ConcurrentHashMap.newKeySet()).add(opened.handle());
+            pathOfHandle.put(opened.handle(), path);
+        }
+        return opened;
     }
 
     /** Creates a file: only in {@code incoming/}, and only under a valid name (else EINVAL). */
@@ -148,7 +172,12 @@ public final class VimgFs implements Closeable {
     }
 
     void release(long handle) throws IOException, FsException {
-        handles.remove(handle).release();
+        OpenFile file = handles.remove(handle);
+        String path = pathOfHandle.remove(handle);
+        if (path != null) {
+            openedAt.computeIfPresent(path, (p, open) -> open.remove(handle) && open.isEmpty() ? null : open);
+        }
+        file.release();
     }
 
     // ---- changing the tree ---------------------------------------------------------------

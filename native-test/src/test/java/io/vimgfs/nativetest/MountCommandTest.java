@@ -116,6 +116,8 @@ class MountCommandTest {
 
             Eventually.within(UNMOUNT_LIMIT, "SIGTERM unmounts", () -> !m.isMounted());
             Eventually.within(UNMOUNT_LIMIT, "the daemon exits after SIGTERM", () -> !alive(pid));
+            assertTrue(m.log().contains("stopping: unmounted " + m.mountpoint) && m.log().contains("unmounted " + m.mountpoint + "\n"),
+                    "the log says the daemon unmounted, although the JVM was shutting down: " + m.log());
             assertEquals(List.of(), Shell.run("ls", "-A", m.mountpoint.toString()).ok().out().lines().toList(),
                     "the mountpoint is an empty directory again");
             m.start();
