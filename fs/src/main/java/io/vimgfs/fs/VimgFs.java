@@ -232,8 +232,14 @@ public final class VimgFs implements Closeable {
 
     // ---- xattrs and statistics -----------------------------------------------------------
 
-    /** Names outside {@code user.vimgfs.} (security.selinux, ACLs: asked by ls -l) never reach the catalog. */
+    /**
+     * With links, no entry of the mount has attributes (the blobs carry them, outside the mount):
+     * ENOSYS makes the kernel stop asking for the whole mount, which saves {@code ls -l} the
+     * round trip per entry it spends on security.selinux. With data=fuse, names outside
+     * {@code user.vimgfs.} (security.selinux, ACLs) never reach the catalog.
+     */
     byte[] getxattr(String path, String name) throws FsException {
+        requireAttributes();
         if (!name.startsWith(StoreView.XATTR_PREFIX)) {
             throw new FsException(Errno.ENODATA, "no attribute " + name);
         }
@@ -241,7 +247,14 @@ public final class VimgFs implements Closeable {
     }
 
     List<String> listxattr(String path) throws FsException {
+        requireAttributes();
         return node(path).xattrNames();
+    }
+
+    private void requireAttributes() throws FsException {
+        if (view.mode() == DataMode.LINK) {
+            throw new FsException(Errno.ENOSYS, "entries of the mount have no extended attributes; the blobs do");
+        }
     }
 
     StoreStats statfs() throws IOException {
