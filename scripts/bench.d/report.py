@@ -5,18 +5,29 @@ usage: report.py RESULTS.tsv [--json FILE] [--markdown FILE]
 
 Record kinds (tab-separated, first field):
   info  KEY VALUE                       about the run and the machine
-  meta  WL LABEL UNIT BETTER TARGET     BETTER is higher|lower; TARGET e.g. "native>=0.95",
-                                        "bindfs>=1.0", "native<=1.3", "abs<=1.5", "" for none
+  meta  WL LABEL UNIT BETTER TARGET     BETTER is higher|lower; TARGET: comma-separated specs
+                                        [SYSTEM:]REF(>=|<=)NUMBER, "" for none (see target_check)
   val   WL SYSTEM ROUND VALUE           round 0 is the warm-up and is not counted
-  cpu   WL ROUND SECONDS                vimgfs daemon utime+stime during one vimgfs run
-  rss   WL KIB                          vimgfs daemon VmHWM seen during the workload
+  cpu   WL SYSTEM ROUND SECONDS         a vimgfs daemon's utime+stime during one run on its system
+  rss   WL SYSTEM KIB                   a vimgfs daemon's VmHWM seen during the workload
   note  WL TEXT
+(cpu and rss records without SYSTEM, written before issue 9, are the default vimgfs system's.)
+
+Systems: native, bindfs, vimgfs (the default mount) and fuse (a mount with -o data=fuse).
 """
 import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse")
+MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
+REFS = ("native", "bindfs")
+NAMES = {"fuse": "vimgfs data=fuse"}
+SHORT = {"fuse": "data=fuse"}  # in ratio headers and target texts
+
+
+def short(system):
+    return SHORT.get(system, system)
 
 
 def fmt(x):
@@ -53,28 +64,45 @@ def load(path):
             elif kind == "val":
                 vals.setdefault(p[1], {}).setdefault(p[2], []).append((int(p[3]), float(p[4])))
             elif kind == "cpu":
-                cpu.setdefault(p[1], []).append((int(p[2]), float(p[3])))
+                system, rnd, secs = ("vimgfs", p[2], p[3]) if len(p) == 4 else (p[2], p[3], p[4])
+                cpu.setdefault(p[1], {}).setdefault(system, []).append((int(rnd), float(secs)))
             elif kind == "rss":
-                rss[p[1]] = max(rss.get(p[1], 0), int(p[2]))
+                system, kib = ("vimgfs", p[2]) if len(p) == 3 else (p[2], p[3])
+                per = rss.setdefault(p[1], {})
+                per[system] = max(per.get(system, 0), int(kib))
             elif kind == "note":
                 notes.setdefault(p[1], []).append(p[2])
     return info, order, meta, vals, cpu, rss, notes
 
 
-def target_check(targets, ratios, median_v, unit=""):
-    """(text, met or None) for comma-separated specs such as native>=0.95,bindfs>=1.0 or abs<=1.5."""
-    texts, results = [], []
-    for target in filter(None, targets.split(",")):
-        op = ">=" if ">=" in target else "<="
-        ref, num = target.split(op)
-        num = float(num)
-        value = median_v if ref == "abs" else ratios.get(ref)
-        texts.append(("≥ " if op == ">=" else "≤ ") + fmt(num) + (" " + unit if ref == "abs" else "× " + ref))
-        results.append(None if value is None else (value >= num if op == ">=" else value <= num))
-    if not texts:
-        return "", None
-    met = None if None in results else all(results)
-    return ", ".join(texts), met
+def parse_target(spec):
+    """[SYSTEM:]REF(>=|<=)NUMBER → (system, ref, op, number); SYSTEM defaults to vimgfs, REF "abs"
+    compares SYSTEM's own median with NUMBER, any other REF the ratio SYSTEM/REF of the medians."""
+    system, _, rest = spec.rpartition(":")
+    system = system or "vimgfs"
+    op = ">=" if ">=" in rest else "<="
+    ref, num = rest.split(op)
+    if system not in SYSTEMS or (ref != "abs" and ref not in SYSTEMS):
+        raise ValueError("target %r: systems are %s (REF may also be abs)" % (spec, ", ".join(SYSTEMS)))
+    return system, ref, op, float(num)
+
+
+def target_check(targets, med, unit=""):
+    """[{spec, system, ref, op, number, text, value, met}] for comma-separated specs such as
+    native>=0.98,fuse:bindfs>=1.0 or abs<=1.5; met is None when a median is missing."""
+    checks = []
+    for spec in filter(None, targets.split(",")):
+        system, ref, op, num = parse_target(spec)
+        if ref == "abs":
+            value = med.get(system)
+        else:
+            value = med[system] / med[ref] if med.get(system) is not None and med.get(ref) else None
+        text = ("" if system == "vimgfs" else short(system) + " ") + ("≥ " if op == ">=" else "≤ ") + fmt(num) + (
+            " " + unit if ref == "abs" else "× " + ref)
+        met = None if value is None else (value >= num if op == ">=" else value <= num)
+        checks.append({"spec": spec, "system": system, "ref": ref, "op": op, "number": num, "text": text,
+                       "value": value, "met": met})
+    return checks
 
 
 def build(path):
@@ -91,19 +119,23 @@ def build(path):
                 med[s] = statistics.median(counted)
                 row["systems"][s] = {"median": med[s], "min": min(counted), "max": max(counted),
                                      "n": len(counted), "values": counted, "warmup": warm}
-        ratios = {}
-        if "vimgfs" in med:
-            for ref in ("native", "bindfs"):
-                if med.get(ref):
-                    ratios[ref] = med["vimgfs"] / med[ref]
-        row["ratio_vs_native"] = ratios.get("native")
-        row["ratio_vs_bindfs"] = ratios.get("bindfs")
-        text, met = target_check(m["target"], ratios, med.get("vimgfs"), m["unit"])
-        row["target"] = text
-        row["target_met"] = met
-        counted_cpu = [c for r, c in cpu.get(wl, []) if r > 0]
-        row["daemon_cpu_s_per_run"] = statistics.mean(counted_cpu) if counted_cpu else None
-        row["daemon_peak_rss_mib"] = rss[wl] / 1024 if wl in rss else None
+        row["ratios"] = {"%s/%s" % (s, ref): med[s] / med[ref]
+                         for s in MEASURED if s in med for ref in REFS if med.get(ref)}
+        row["ratio_vs_native"] = row["ratios"].get("vimgfs/native")
+        row["ratio_vs_bindfs"] = row["ratios"].get("vimgfs/bindfs")
+        row["targets"] = target_check(m["target"], med, m["unit"])
+        row["target"] = ", ".join(t["text"] for t in row["targets"])
+        results = [t["met"] for t in row["targets"]]
+        row["target_met"] = None if not results or None in results else all(results)
+        row["daemon"] = {}
+        for s in MEASURED:
+            counted_cpu = [c for r, c in cpu.get(wl, {}).get(s, []) if r > 0]
+            peak = rss.get(wl, {}).get(s)
+            if counted_cpu or peak is not None:
+                row["daemon"][s] = {"cpu_s_per_run": statistics.mean(counted_cpu) if counted_cpu else None,
+                                    "peak_rss_mib": peak / 1024 if peak is not None else None}
+        row["daemon_cpu_s_per_run"] = row["daemon"].get("vimgfs", {}).get("cpu_s_per_run")
+        row["daemon_peak_rss_mib"] = row["daemon"].get("vimgfs", {}).get("peak_rss_mib")
         row["notes"] = notes.get(wl, [])
         rows.append(row)
     return info, rows
@@ -123,30 +155,44 @@ def ratio(x):
 
 
 def target_cell(row):
-    if not row["target"]:
-        return ""
-    mark = {True: " ✓", False: " ✗", None: ""}[row["target_met"]]
-    return row["target"] + mark
+    """Each target with its own mark: one row may judge two systems."""
+    return ", ".join(t["text"] + {True: " ✓", False: " ✗", None: ""}[t["met"]] for t in row["targets"])
 
 
-HEAD = ["workload", "unit", "better", "native", "bindfs", "vimgfs", "vimgfs/native", "vimgfs/bindfs",
-        "target", "daemon CPU s/run", "daemon peak RSS MiB"]
+def daemon_cell(row, key):
+    """The daemons' figure, "vimgfs / data=fuse" where both ran."""
+    values = [row["daemon"][s][key] for s in MEASURED if s in row["daemon"]]
+    return " / ".join(fmt(v) for v in values) if values else "—"
 
 
-def table_rows(rows):
-    out = []
-    for r in rows:
-        out.append([r["label"], r["unit"], r["better"], cell(r, "native"), cell(r, "bindfs"), cell(r, "vimgfs"),
-                    ratio(r["ratio_vs_native"]), ratio(r["ratio_vs_bindfs"]), target_cell(r),
-                    fmt(r["daemon_cpu_s_per_run"]), fmt(r["daemon_peak_rss_mib"])])
-    return out
+def columns():
+    """(header, cell function) of every column; columns empty in every row are left out."""
+    cols = [("workload", lambda r: r["label"]), ("unit", lambda r: r["unit"]), ("better", lambda r: r["better"])]
+    cols += [(NAMES.get(s, s), lambda r, s=s: cell(r, s)) for s in SYSTEMS]
+    cols += [("%s/%s" % (short(s), ref), lambda r, k="%s/%s" % (s, ref): ratio(r["ratios"].get(k)))
+             for s in MEASURED for ref in REFS]
+    cols += [("target", target_cell),
+             ("daemon CPU s/run", lambda r: daemon_cell(r, "cpu_s_per_run")),
+             ("daemon peak RSS MiB", lambda r: daemon_cell(r, "peak_rss_mib"))]
+    return cols
+
+
+FIXED = 3  # workload, unit, better: always shown, left-aligned in markdown
+
+
+def table(rows):
+    """(header, body) with only the columns some row fills."""
+    cols = columns()
+    body = [[fn(r) for _, fn in cols] for r in rows]
+    keep = [i for i in range(len(cols)) if i < FIXED or any(x[i] not in ("", "—") for x in body)]
+    return [cols[i][0] for i in keep], [[x[i] for i in keep] for x in body]
 
 
 def text_table(rows):
-    body = table_rows(rows)
-    widths = [max(len(str(x[i])) for x in [HEAD] + body) for i in range(len(HEAD))]
+    head, body = table(rows)
+    widths = [max(len(str(x[i])) for x in [head] + body) for i in range(len(head))]
     lines = []
-    for j, x in enumerate([HEAD] + body):
+    for j, x in enumerate([head] + body):
         lines.append("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(x)).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -154,6 +200,7 @@ def text_table(rows):
 
 
 def markdown(info, rows):
+    head, body = table(rows)
     lines = ["Benchmark: `scripts/bench%s` — %s; %s rounds after a warm-up; median (min–max)." % (
         " --quick" if info.get("quick") == "1" else "", info.get("date", ""), info.get("rounds", "?")),
         "",
@@ -164,13 +211,16 @@ def markdown(info, rows):
         "Sizes: %s. Load average at start: %s. Workloads took %s s." % (
             info.get("sizes", "?"), info.get("loadavg_at_start", "?"), info.get("seconds", "?")),
         "",
-        "| " + " | ".join(HEAD) + " |",
-        "|" + "|".join("---" if i < 3 else "--:" for i in range(len(HEAD))) + "|"]
-    for x in table_rows(rows):
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" if i < FIXED else "--:" for i in range(len(head))) + "|"]
+    for x in body:
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in x) + " |")
-    lines += ["", "The ratios are of the medians; where lower is better, a ratio below 1× means vimgfs is faster. "
-              "✓/✗: the issue's target, judged on this run. Daemon CPU: utime+stime of the vimgfs daemon per "
-              "counted run; peak RSS: its VmHWM."]
+    lines += ["", "vimgfs is the default mount (images are links to the store's blob files); vimgfs data=fuse a "
+              "second mount of the same store with `-o data=fuse` (the daemon serves the bytes). The ratios are "
+              "of the medians; where lower is better, a ratio below 1× means vimgfs is faster. ✓/✗: the issues' "
+              "targets, judged on this run (\"data=fuse ≥ …\" judges the data=fuse mount). Daemon CPU: "
+              "utime+stime of each vimgfs daemon per counted run; peak RSS: its VmHWM; \"a / b\" = vimgfs / "
+              "vimgfs data=fuse."]
     notes = [(r["label"], n) for r in rows for n in r["notes"]]
     if notes:
         lines.append("")
