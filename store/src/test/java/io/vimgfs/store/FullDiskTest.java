@@ -2,6 +2,7 @@ package io.vimgfs.store;
 
 import static io.vimgfs.store.StoreFiles.blobNames;
 import static io.vimgfs.store.StoreFiles.bytes;
+import static io.vimgfs.store.StoreFiles.names;
 import static io.vimgfs.store.StoreFiles.stagingFiles;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -64,7 +65,7 @@ class FullDiskTest {
         assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), String.valueOf(e));
         assertEquals(before, blobNames(root), "the refused image's layer, config and manifest are gone");
         assertEquals(List.of(), stagingFiles(root));
-        assertEquals(Set.of("a:1"), names());
+        assertEquals(Set.of("a:1"), names(store));
 
         ImageInfo placed = importAs(b, "b:1");
         assertEquals(placed, store.resolve("b:1"), "with space again, the same import succeeds");
@@ -82,7 +83,7 @@ class FullDiskTest {
 
         assertThrows(Exception.class, () -> store.importAll(items, n -> { }));
         assertEquals(before, blobNames(root), "the first image of the batch, admitted but never committed, went too");
-        assertEquals(Set.of("a:1"), names());
+        assertEquals(Set.of("a:1"), names(store));
     }
 
     @Test
@@ -93,10 +94,6 @@ class FullDiskTest {
         assertThrows(Exception.class, () -> importAs(write("again.raw", bytes("a", 1 << 20)), "a:2"));
         assertEquals(before, blobNames(root));
         assertTrue(store.fsck(false, n -> { }).clean(), "a:1 keeps every blob it needs");
-    }
-
-    private Set<String> names() {
-        return store.names().keySet().stream().map(ImageName::toString).collect(java.util.stream.Collectors.toSet());
     }
 
     private ImageInfo importAs(Path file, String reference) throws IOException {

@@ -3,6 +3,7 @@ package io.vimgfs.store;
 import static io.vimgfs.store.StoreFiles.blobNames;
 import static io.vimgfs.store.StoreFiles.bytes;
 import static io.vimgfs.store.StoreFiles.json;
+import static io.vimgfs.store.StoreFiles.names;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -52,7 +53,7 @@ class StoreNamesTest {
         Path b2 = write("b2.raw", bytes("b2", 1 << 20));
         InvalidNameException e = assertThrows(InvalidNameException.class, () -> importAs(b2, "myapp:" + b1.digest().hex()));
         assertTrue(e.getMessage().contains("a tag cannot be 64 lowercase hex digits"), e.getMessage());
-        assertEquals(Set.of("b1:1", "myapp:1.0"), nameSet(), "nothing was named");
+        assertEquals(Set.of("b1:1", "myapp:1.0"), names(store), "nothing was named");
         assertEquals(Optional.of(b1.digest()), store.resolve("myapp:1.0").backing());
     }
 
@@ -65,7 +66,7 @@ class StoreNamesTest {
         assertThrows(InvalidNameException.class, () -> store.tag("b1:1", new ImageName("myapp2/" + b1.digest().hex(), "1")),
                 "a name built without parse() is checked too");
         assertThrows(InvalidNameException.class, () -> store.tag("b1:1", new ImageName("myapp", b1.digest().hex())));
-        assertEquals(Set.of("b1:1", "myapp:1.0"), nameSet());
+        assertEquals(Set.of("b1:1", "myapp:1.0"), names(store));
     }
 
     @Test
@@ -120,7 +121,7 @@ class StoreNamesTest {
                 "a deeper component is checked as well");
         store.tag("b1:1", ImageName.parse("a/bb:1"));
         store.tag("b1:1", ImageName.parse("a/b.c:1"));
-        assertEquals(Set.of("a/b.c:1", "a/bb:1", "a:b", "b1:1", "myapp:1.0", "x/y:z"), nameSet());
+        assertEquals(Set.of("a/b.c:1", "a/bb:1", "a:b", "b1:1", "myapp:1.0", "x/y:z"), names(store));
     }
 
     @Test
@@ -131,7 +132,7 @@ class StoreNamesTest {
         Set<String> blobs = blobNames(root);
         assertThrows(InvalidNameException.class, () -> store.importAll(items, n -> { }));
         assertEquals(blobs, blobNames(root), "the refused batch left no blob behind");
-        assertEquals(Set.of("b1:1", "myapp:1.0"), nameSet());
+        assertEquals(Set.of("b1:1", "myapp:1.0"), names(store));
     }
 
     // ---- names an older version wrote ----------------------------------------------------
@@ -145,7 +146,7 @@ class StoreNamesTest {
         store = ImageStore.open(root);
 
         assertEquals(Set.of("a".repeat(250) + ":" + "t".repeat(20), hex + ":latest", "b1:1", "myapp:" + hex, "myapp:1.0",
-                "sha256:" + hex), nameSet(), "every name is kept");
+                "sha256:" + hex), names(store), "every name is kept");
         for (String digest : List.of(hex, "sha256:" + hex)) {
             assertEquals(b1.digest(), store.resolve(digest).digest(), digest + " is b1, not the name that spells it");
             assertEquals(Optional.empty(), store.nameIn(digest));
@@ -163,7 +164,7 @@ class StoreNamesTest {
         store.close();
         store = ImageStore.open(root);
         assertEquals(Set.of("a".repeat(250) + ":" + "t".repeat(20), "b1:1", "myapp:" + hex, "myapp:1.0", "myapp:2.0",
-                "sha256:" + hex), nameSet(), "commits keep the old names they do not touch");
+                "sha256:" + hex), names(store), "commits keep the old names they do not touch");
     }
 
     /** Gives the image named {@code from} the names {@code to} instead, as an older version could have. */
@@ -186,10 +187,6 @@ class StoreNamesTest {
     }
 
     // ---- helpers -------------------------------------------------------------------------
-
-    private Set<String> nameSet() {
-        return store.names().keySet().stream().map(ImageName::toString).collect(java.util.stream.Collectors.toSet());
-    }
 
     private ImageInfo importAs(Path file, String reference) throws IOException {
         return store.importFile(file, Reference.parse(reference), n -> { });
