@@ -6,6 +6,7 @@ import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.StoreDamagedException;
 import io.vimgfs.store.StoreLockedException;
+import io.vimgfs.store.StoreReadOnlyException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
@@ -19,8 +20,10 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
         Main main = cli.getCommandSpec().root().userObject() instanceof Main m ? m : null;
         java.nio.file.Path path = cli.getCommand() instanceof MountCommand mount ? mount.store()
                 : main == null ? null : main.storePath();
-        String store = path == null ? "" : "store " + path + ": ";
-        cli.getErr().println("vimgfs: " + store + describe(e));
+        String message = describe(e);
+        String store = path == null || message.startsWith("store " + path.toAbsolutePath().normalize())
+                ? "" : "store " + path + ": ";
+        cli.getErr().println("vimgfs: " + store + message);
         if (Boolean.getBoolean("vimgfs.debug")) {
             e.printStackTrace(cli.getErr());
         }
@@ -38,7 +41,7 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
             return "image refused (" + rejected.reason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ')
                     + "): " + e.getMessage();
         }
-        if (e instanceof StoreLockedException || e instanceof StoreDamagedException) {
+        if (e instanceof StoreLockedException || e instanceof StoreDamagedException || e instanceof StoreReadOnlyException) {
             return e.getMessage();
         }
         if (e instanceof NoSuchFileException missing) {

@@ -1,7 +1,6 @@
 package io.vimgfs.cli;
 
 import io.vimgfs.store.Digest;
-import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageStore;
 import java.io.PrintWriter;
@@ -33,7 +32,7 @@ final class RemoveCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (ImageStore store = main.openStore()) {
             for (String reference : references) {
-                Optional<ImageName> name = existingName(store, reference);
+                Optional<ImageName> name = store.nameIn(reference);
                 if (name.isPresent()) {
                     store.untag(name.get());
                     out.printf("untagged %s%n", name.get());
@@ -44,16 +43,6 @@ final class RemoveCommand implements Callable<Integer> {
                 out.printf(gone ? "removed %s%n" : "removed the names of %s; it stays as the backing of another image%n", digest);
             }
             return 0;
-        }
-    }
-
-    /** The reference as a name the store has; a digest or prefix is not one. */
-    private static Optional<ImageName> existingName(ImageStore store, String reference) {
-        try {
-            ImageName name = ImageName.parse(reference);
-            return store.image(name).isPresent() ? Optional.of(name) : Optional.empty();
-        } catch (InvalidNameException e) {
-            return Optional.empty();
         }
     }
 }

@@ -15,8 +15,9 @@ import java.util.TreeSet;
  * a view of the store's current catalog. Nothing is built ahead: a lookup is a few lookups in
  * the catalog's sorted maps, so a change to one name costs nothing here, whatever the store's size.
  *
- * <p>Where a tag's path is also a repository's directory ({@code tags/a/b} for {@code a:b} and
- * {@code a/b:c}), the directory wins; the tag stays reachable under {@code by-name/}.
+ * <p>A tag's path can never also be a repository's directory ({@code tags/a/b} for {@code a:b}
+ * and {@code a/b:c}): the store refuses the second such name. A bare digest wins over a tag or
+ * repository spelled as 64 hex that an older version stored.
  */
 final class ImageTree {
     static final String BY_DIGEST = "/by-digest";

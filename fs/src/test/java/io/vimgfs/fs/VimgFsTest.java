@@ -176,13 +176,15 @@ class VimgFsTest {
     }
 
     @Test
-    void aRepositoryDirectoryWinsOverATagOfTheSamePath() throws Exception {
+    void aRepositoryWhoseDirectoryUnderTagsIsATagIsRefused() throws Exception {
         cp(randomBytes(100, 4), "a:b");
         fs.mkdir("/incoming/a");
-        cp(randomBytes(100, 5), "a/b:c");
-        assertEquals(Attr.Kind.DIRECTORY, fs.getattr("/tags/a/b").kind());
-        assertEquals(List.of("c"), fs.readdir("/tags/a/b"));
-        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/by-name/a:b").kind());
+        long handle = fs.create("/incoming/a/b:c").handle();
+        writeAll(handle, randomBytes(100, 5), 0);
+        assertEquals(Errno.EINVAL, errno(() -> fs.flush(handle)), "tags/a/b cannot be the tag a:b and a directory");
+        fs.release(handle);
+        assertEquals(Attr.Kind.SYMLINK, fs.getattr("/tags/a/b").kind());
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/by-name/a/b:c")));
     }
 
     @Test

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -158,6 +159,41 @@ class CommandLineTest {
         Shell.Result noFile = Shell.vimgfs(store, "import", dir.resolve("absent.qcow2").toString(), "a:1");
         assertEquals(1, noFile.exit());
         assertTrue(noFile.err().contains("absent.qcow2"), noFile.err());
+    }
+
+    @Test
+    void namesThatWouldShadowADigestOrBreakTheTreeAreRefused() throws IOException {
+        Path store = dir.resolve("store");
+        Path b1 = dir.resolve("b1.raw");
+        Files.writeString(b1, "base one");
+        String hex = Shell.sha256(b1);
+        Shell.vimgfs(store, "import", b1.toString(), "b1:1").ok();
+        Path overlay = dir.resolve("vm.qcow2");
+        Shell.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", hex, "-F", "raw", "-u", overlay.toString(), "64M").ok();
+        Shell.vimgfs(store, "import", overlay.toString(), "myapp:1.0").ok();
+        Path b2 = dir.resolve("b2.raw");
+        Files.writeString(b2, "base two");
+
+        assertRefused(Shell.vimgfs(store, "import", b2.toString(), "myapp:" + hex), "a tag cannot be 64 lowercase hex digits");
+        assertRefused(Shell.vimgfs(store, "import", b2.toString(), "myapp2/" + hex), "a path component cannot be 64 lowercase hex");
+        assertRefused(Shell.vimgfs(store, "tag", "b1:1", "myapp:" + hex), "a tag cannot be 64 lowercase hex digits");
+        assertRefused(Shell.vimgfs(store, "tag", "b1:1", "a/" + "c".repeat(200) + ":" + "t".repeat(55)), "NAME_MAX");
+
+        Shell.vimgfs(store, "tag", "b1:1", "a:b").ok();
+        assertRefused(Shell.vimgfs(store, "import", b2.toString(), "a/b/c:1"), "tags/a/b");
+        assertRefused(Shell.vimgfs(store, "tag", "b1:1", "a/b"), "tags/a/b");
+        Shell.vimgfs(store, "tag", "b1:1", "x/y:1").ok();
+        assertRefused(Shell.vimgfs(store, "tag", "b1:1", "x:y"), "tags/x/y");
+
+        assertEquals(Set.of("b1:1", "myapp:1.0", "a:b", "x/y:1"),
+                Set.copyOf(Shell.vimgfs(store, "ls", "-q").ok().out().strip().lines().toList()));
+        assertEquals("sha256:" + hex, JSON.readTree(Shell.vimgfs(store, "inspect", hex).ok().out()).path("digest").asText());
+    }
+
+    private static void assertRefused(Shell.Result result, String rule) {
+        assertEquals(1, result.exit(), result.err());
+        assertEquals(1, result.err().strip().lines().count(), result.err());
+        assertTrue(result.err().contains(rule), result.err());
     }
 
     private static long blobCount(Path store) throws IOException {

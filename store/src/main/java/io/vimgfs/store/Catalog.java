@@ -126,15 +126,20 @@ final class Catalog {
     }
 
     /** This catalog with the name moved to (or added for) the image. */
-    Catalog withName(ImageName name, StoredImage image) {
+    Catalog withName(ImageName name, StoredImage image) throws InvalidNameException {
         return withNames(List.of(Map.entry(name, image)));
     }
 
-    /** This catalog with every name moved to (or added for) its image, in order. */
-    Catalog withNames(List<Map.Entry<ImageName, StoredImage>> added) {
+    /**
+     * This catalog with every name moved to (or added for) its image, in order. Every name given
+     * here must be one {@link ImageName#parse} accepts and must fit the tags/ tree beside the others.
+     */
+    Catalog withNames(List<Map.Entry<ImageName, StoredImage>> added) throws InvalidNameException {
         Catalog catalog = this;
         Set<Digest> candidates = new HashSet<>();
         for (Map.Entry<ImageName, StoredImage> entry : added) {
+            ImageName.checkGivable(entry.getKey());
+            catalog.checkFitsTags(entry.getKey());
             Digest previous = catalog.names.get(entry.getKey());
             if (previous != null) {
                 candidates.add(previous);
@@ -142,6 +147,38 @@ final class Catalog {
             catalog = catalog.withImage(entry.getValue()).withNameOnly(entry.getKey(), entry.getValue().layer());
         }
         return catalog.prune(candidates);
+    }
+
+    /**
+     * Under tags/, tag {@code a:b} is the link {@code tags/a/b} and repository {@code a/b} makes
+     * {@code tags/a/b} a directory: one path cannot be both, so the second such name is refused.
+     * A few sorted-map lookups, one per path component, whatever the number of names.
+     */
+    private void checkFitsTags(ImageName name) throws InvalidNameException {
+        String link = name.repository() + "/" + name.tag();
+        Optional<ImageName> below = firstNameOf(link).or(() -> firstNameOf(link + "/"));
+        if (below.isPresent()) {
+            throw new InvalidNameException(name.toString(), "tags/" + link + " cannot be this tag: it is the directory of "
+                    + "repository '" + below.get().repository() + "' (tags/ shows tag a:b and repository a/b at one path)");
+        }
+        List<String> components = name.components();
+        String directory = components.get(0);
+        for (String component : components.subList(1, components.size())) {
+            ImageName tag = new ImageName(directory, component);
+            if (names.containsKey(tag)) {
+                throw new InvalidNameException(name.toString(), "tags/" + directory + "/" + component + " cannot be a "
+                        + "directory of this repository: it is the tag '" + tag + "' (tags/ shows tag a:b and repository a/b at one path)");
+            }
+            directory = directory + "/" + component;
+        }
+    }
+
+    /** The first name of the repository, or (for a prefix ending in '/') of any repository under it. */
+    private Optional<ImageName> firstNameOf(String repositoryOrPrefix) {
+        ImageName first = names.ceilingKey(new ImageName(repositoryOrPrefix, "\u0000"));
+        boolean under = repositoryOrPrefix.endsWith("/");
+        return Optional.ofNullable(first).filter(n -> under ? n.repository().startsWith(repositoryOrPrefix)
+                : n.repository().equals(repositoryOrPrefix));
     }
 
     Catalog withoutNames(Collection<ImageName> removed) {

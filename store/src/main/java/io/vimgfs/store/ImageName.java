@@ -7,11 +7,17 @@ import java.util.regex.Pattern;
 /**
  * A local image name, {@code [host[:port]/]path:tag}, in the distribution reference grammar
  * (SPEC §3). A name parsed without a tag means {@code :latest}.
+ *
+ * <p>Two grammars: {@link #parse} for a name about to be given, which adds the rules the mount
+ * needs (no bare digest spelled by a tag or component, every entry within NAME_MAX), and
+ * {@link #parseExisting} for a name an image may already have, written by an older version.
  */
 public record ImageName(String repository, String tag) implements Comparable<ImageName> {
     public static final String DEFAULT_TAG = "latest";
     static final int MAX_COMPONENT_BYTES = 255;
     static final int MAX_NAME_BYTES = 4096;
+    /** NAME_MAX of Linux filesystems: the longest entry {@code rsync -a} or {@code tar x} can recreate. */
+    static final int MAX_ENTRY_BYTES = 255;
 
     private static final Pattern PATH_COMPONENT =
             Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*");
@@ -27,17 +33,33 @@ public record ImageName(String repository, String tag) implements Comparable<Ima
         }
     }
 
-    /** Parses {@code repo[:tag]}; a digest pin is not allowed here (see {@link Reference}). */
+    /** Parses {@code repo[:tag]} as a name to give; a digest pin is not allowed here (see {@link Reference}). */
     public static ImageName parse(String text) throws InvalidNameException {
-        Reference reference = Reference.parse(text);
+        return withoutPin(text, Reference.parse(text));
+    }
+
+    /**
+     * Parses a name an image may already have, to find or remove it: older versions allowed a tag
+     * or path component of 64 hex digits and by-name entries over NAME_MAX. Never use it to give a name.
+     */
+    public static ImageName parseExisting(String text) throws InvalidNameException {
+        return withoutPin(text, Reference.parseExisting(text));
+    }
+
+    /** Checks that a name built without {@link #parse} (the record constructor is public) may be given. */
+    static void checkGivable(ImageName name) throws InvalidNameException {
+        parseName(name.toString(), name.toString(), true);
+    }
+
+    private static ImageName withoutPin(String text, Reference reference) throws InvalidNameException {
         if (reference.pin().isPresent()) {
             throw new InvalidNameException(text, "a name here cannot carry a digest pin (@sha256:…)");
         }
         return reference.name();
     }
 
-    /** Parses the name part of a reference (no {@code @digest}). */
-    static ImageName parseName(String full, String text) throws InvalidNameException {
+    /** Parses the name part of a reference (no {@code @digest}), with the rules for new names if {@code given}. */
+    static ImageName parseName(String full, String text, boolean given) throws InvalidNameException {
         checkCharacters(full, text);
         int slash = text.lastIndexOf('/');
         int colon = text.lastIndexOf(':');
@@ -52,7 +74,37 @@ public record ImageName(String repository, String tag) implements Comparable<Ima
             }
         }
         checkRepository(full, repository);
+        if (given) {
+            checkMountable(full, repository, tag);
+        }
         return new ImageName(repository, tag);
+    }
+
+    /**
+     * The rules a name must meet to show in the mount. A bare {@code <64 hex>} next to an overlay is
+     * how QEMU finds its backing image (SPEC §6), so a tag or component spelling one could stand in
+     * for the digest; and an entry over NAME_MAX cannot be copied out of the mount.
+     */
+    private static void checkMountable(String full, String repository, String tag) throws InvalidNameException {
+        if (Digest.isHex64(tag)) {
+            throw new InvalidNameException(full, "a tag cannot be 64 lowercase hex digits: a bare digest always means "
+                    + "the image with that digest (it is how an overlay names its backing)");
+        }
+        String last = repository.substring(repository.lastIndexOf('/') + 1);
+        for (String component : repository.split("/")) {
+            if (Digest.isHex64(component)) {
+                throw new InvalidNameException(full, "a path component cannot be 64 lowercase hex digits: a bare digest "
+                        + "always means the image with that digest (it is how an overlay names its backing)");
+            }
+        }
+        // Components are directories of by-name/ and tags/ (at most 255 bytes each, checked above) and a
+        // tag is a tags/ entry of at most 128 bytes; only the by-name/ leaf "<last component>:<tag>" can be longer.
+        int leaf = last.getBytes(StandardCharsets.UTF_8).length + 1 + tag.getBytes(StandardCharsets.UTF_8).length;
+        if (leaf > MAX_ENTRY_BYTES) {
+            throw new InvalidNameException(full, "the by-name/ entry '<last path component>:<tag>' would be " + leaf
+                    + " bytes; a directory entry is at most " + MAX_ENTRY_BYTES + " bytes (NAME_MAX), so the last path component"
+                    + " and the tag are at most " + (MAX_ENTRY_BYTES - 1) + " bytes together");
+        }
     }
 
     private static void checkCharacters(String full, String text) throws InvalidNameException {

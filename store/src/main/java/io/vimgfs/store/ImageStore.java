@@ -47,6 +47,7 @@ public final class ImageStore implements Closeable {
     private static final Pattern OTHER_DIGEST = Pattern.compile("[a-z0-9]+:[0-9a-fA-F]{32,}");
     private static final int COPY_CHUNK = 1 << 20;
     private static final int BATCH_COMMIT = 1000;
+    private static final String ADD = "add an image";
 
     private final BlobFiles files;
     private final StoreOptions options;
@@ -77,16 +78,26 @@ public final class ImageStore implements Closeable {
         return open(root, StoreOptions.defaults());
     }
 
-    /** Opens the store at {@code root}, creating it when the directory is absent or empty. */
+    /**
+     * Opens the store at {@code root}, creating it when the directory is absent or empty. A store
+     * on a read-only filesystem opens read-only: it takes no lock (no one can write to it) and
+     * every change fails with {@link StoreReadOnlyException}.
+     */
     public static ImageStore open(Path root, StoreOptions options) throws IOException {
         Path absolute = root.toAbsolutePath().normalize();
         BlobFiles files = new BlobFiles(absolute);
         refuseForeignDirectory(files);
+        if (Files.isDirectory(absolute) && Files.getFileStore(absolute).isReadOnly()) {
+            ImageStore store = new ImageStore(files, options, StoreLock.readOnly(absolute));
+            store.checkLayout();
+            store.current = store.load();
+            return store;
+        }
         files.createDirectories();
-        StoreLock lock = StoreLock.open(files.workDir().resolve("lock"));
+        StoreLock lock = StoreLock.open(files.workDir().resolve("lock"), absolute);
         ImageStore store = new ImageStore(files, options, lock);
         try {
-            lock.exclusive(() -> {
+            lock.exclusive("open it", () -> {
                 store.initialiseLayout();
                 store.current = store.load();
                 return null;
@@ -117,14 +128,21 @@ public final class ImageStore implements Closeable {
     private void initialiseLayout() throws IOException {
         if (!Files.exists(files.layoutFile())) {
             BlobFiles.writeSynced(files.layoutFile(), OciLayout.LAYOUT_JSON);
-        } else {
-            String layout = Files.readString(files.layoutFile());
-            if (!layout.replace(" ", "").contains("\"imageLayoutVersion\":\"1.0.0\"")) {
-                throw new StoreDamagedException("store " + files.root() + " has an unsupported oci-layout: " + layout.strip());
-            }
         }
         if (!Files.exists(files.index())) {
             files.replaceIndex(OciLayout.emptyIndexJson(), () -> { });
+        }
+        checkLayout();
+    }
+
+    private void checkLayout() throws IOException {
+        if (!Files.exists(files.layoutFile())) {
+            throw new StoreDamagedException("store " + files.root() + " has no oci-layout file: not a vimgfs store"
+                    + " (and its filesystem is read-only, so it cannot be created)");
+        }
+        String layout = Files.readString(files.layoutFile());
+        if (!layout.replace(" ", "").contains("\"imageLayoutVersion\":\"1.0.0\"")) {
+            throw new StoreDamagedException("store " + files.root() + " has an unsupported oci-layout: " + layout.strip());
         }
     }
 
@@ -145,7 +163,7 @@ public final class ImageStore implements Closeable {
         if (onDisk.equals(current.version())) {
             return false;
         }
-        return lock.exclusive(() -> {
+        return lock.consistent(() -> {
             Snapshot before = current;
             reloadIfChanged();
             return current != before;
@@ -175,19 +193,43 @@ public final class ImageStore implements Closeable {
 
     /**
      * Finds the image a user means: a name (optionally pinned), {@code sha256:<hex>}, or a unique
-     * prefix of at least three hex digits. A name wins over a digest prefix spelling the same.
+     * prefix of at least three hex digits. A name wins over a short digest prefix spelling the
+     * same; a full digest always means the digest.
      */
     public ImageInfo resolve(String reference) throws StoreException {
         return resolve(current.catalog(), reference);
     }
 
+    /**
+     * The stored name a reference means, if it means a name rather than a digest: {@code rm}
+     * untags it. Older versions let a name spell a full digest ({@code <64 hex>}, or
+     * {@code sha256:<64 hex>} as repository {@code sha256}); such a name is kept, but reached only
+     * with an explicit tag ({@code <64 hex>:latest}), so it never stands in for the digest.
+     */
+    public Optional<ImageName> nameIn(String reference) {
+        return nameIn(current.catalog(), reference);
+    }
+
+    private static Optional<ImageName> nameIn(Catalog catalog, String reference) {
+        Matcher prefix = DIGEST_PREFIX.matcher(reference);
+        if (prefix.matches() && prefix.group(1).length() == 64) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(Reference.parseExisting(reference)).filter(r -> r.pin().isEmpty())
+                    .map(Reference::name).filter(name -> catalog.digestOf(name).isPresent());
+        } catch (InvalidNameException e) {
+            return Optional.empty();
+        }
+    }
+
     private static ImageInfo resolve(Catalog catalog, String reference) throws StoreException {
+        Optional<Digest> named = nameIn(catalog, reference).flatMap(catalog::digestOf);
+        if (named.isPresent()) {
+            return catalog.info(catalog.image(named.get()).orElseThrow());
+        }
         Matcher prefix = DIGEST_PREFIX.matcher(reference);
         if (prefix.matches()) {
-            Optional<Digest> named = parseNameQuietly(reference).flatMap(catalog::digestOf);
-            if (named.isPresent()) {
-                return catalog.info(catalog.image(named.get()).orElseThrow());
-            }
             List<Digest> matches = catalog.withPrefix(prefix.group(1));
             if (matches.size() > 1) {
                 throw new AmbiguousReferenceException(prefix.group(1), matches);
@@ -198,19 +240,11 @@ public final class ImageStore implements Closeable {
         if (OTHER_DIGEST.matcher(reference).matches()) {
             Digest.parse(reference); // a digest in another algorithm: say so rather than "not found"
         }
-        Reference parsed = Reference.parse(reference);
+        Reference parsed = Reference.parseExisting(reference);
         return catalog.digestOf(parsed.name())
                 .filter(digest -> parsed.pin().map(digest::equals).orElse(true))
                 .flatMap(catalog::image).map(catalog::info)
                 .orElseThrow(() -> new ImageNotFoundException(reference));
-    }
-
-    private static Optional<ImageName> parseNameQuietly(String reference) {
-        try {
-            return Optional.of(ImageName.parse(reference));
-        } catch (InvalidNameException e) {
-            return Optional.empty();
-        }
     }
 
     /** Opens an image's bytes for reading; the channel stays readable after the image is removed. */
@@ -239,6 +273,7 @@ public final class ImageStore implements Closeable {
 
     /** Starts an upload into the staging area; {@link #place} turns it into an image. */
     public Upload beginUpload() throws IOException {
+        lock.requireWritable(ADD);
         return Upload.create(files.newStagingPath());
     }
 
@@ -293,7 +328,7 @@ public final class ImageStore implements Closeable {
                 }
             }
             List<Map.Entry<ImageName, StoredImage>> names = new ArrayList<>();
-            Catalog after = change(catalog -> {
+            Catalog after = change(ADD, catalog -> {
                 names.clear();
                 Map<Digest, StoredImage> admitted = new HashMap<>();
                 for (Staged s : staged) {
@@ -342,7 +377,7 @@ public final class ImageStore implements Closeable {
         try {
             refresh();
             Staged staged = stage(upload, reference);
-            Catalog after = change(catalog -> catalog.withName(reference.name(), admit(catalog, Map.of(), staged)));
+            Catalog after = change(ADD, catalog -> catalog.withName(reference.name(), admit(catalog, Map.of(), staged)));
             return after.info(after.image(staged.digest()).orElseThrow());
         } finally {
             upload.abandon();
@@ -383,7 +418,11 @@ public final class ImageStore implements Closeable {
         if (backing.isPresent()) {
             checkBackingFormat(probe, catalog.image(backing.get()).orElseGet(() -> admitted.get(backing.get())));
         }
+        boolean newBlob = !files.exists(staged.digest());
         files.install(staged.upload().file(), staged.digest());
+        if (newBlob) {
+            created.add(staged.digest());
+        }
         files.syncBlobDir();
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
         image = writeMetadata(staged.digest(), staged.size(), probe, backing);
@@ -441,12 +480,22 @@ public final class ImageStore implements Closeable {
             throws IOException {
         Instant created = options.clock().instant();
         byte[] config = OciLayout.configJson(probe.format(), probe.virtualSize(), probe.clusterSize(), backing, created);
-        Digest configDigest = files.writeBlob(config);
+        Digest configDigest = writeBlob(config);
         byte[] manifest = OciLayout.manifestJson(configDigest, config.length, probe.format(), layer, size, created);
-        Digest manifestDigest = files.writeBlob(manifest);
+        Digest manifestDigest = writeBlob(manifest);
         files.syncBlobDir();
         return new StoredImage(layer, size, probe.format(), probe.virtualSize(), probe.clusterSize(), backing,
                 created, manifestDigest, manifest.length, configDigest);
+    }
+
+    /** Writes a small blob, remembering it in {@link #created} if this wrote it. */
+    private Digest writeBlob(byte[] content) throws IOException {
+        Digest digest = Digest.of(BlobFiles.sha256(content));
+        if (!files.exists(digest)) {
+            files.writeBlob(content);
+            created.add(digest);
+        }
+        return digest;
     }
 
     // ---- names and removal ---------------------------------------------------------------
@@ -454,7 +503,7 @@ public final class ImageStore implements Closeable {
     /** Gives an existing image (by name or digest) another name, moving the name if it is taken. */
     public ImageInfo tag(String source, ImageName newName) throws IOException {
         Digest[] tagged = new Digest[1];
-        Catalog after = change(catalog -> {
+        Catalog after = change("name an image", catalog -> {
             tagged[0] = resolve(catalog, source).digest();
             return catalog.withName(newName, catalog.image(tagged[0]).orElseThrow());
         });
@@ -463,7 +512,7 @@ public final class ImageStore implements Closeable {
 
     /** Removes a name; the image goes with its last name unless an overlay still needs it. */
     public void untag(ImageName name) throws IOException {
-        change(catalog -> {
+        change("remove a name", catalog -> {
             if (catalog.digestOf(name).isEmpty()) {
                 throw new ImageNotFoundException(name.toString());
             }
@@ -476,7 +525,7 @@ public final class ImageStore implements Closeable {
      * names, as long as that overlay lives; the result says whether the image is gone.
      */
     public boolean removeImage(Digest digest) throws IOException {
-        Catalog after = change(catalog -> {
+        Catalog after = change("remove an image", catalog -> {
             if (catalog.image(digest).isEmpty()) {
                 throw new ImageNotFoundException(digest.toString());
             }
@@ -505,6 +554,12 @@ public final class ImageStore implements Closeable {
     }
 
     private final Queue<PendingChange> pending = new ConcurrentLinkedQueue<>();
+    /**
+     * Blobs the commit under way created (layers, configs, manifests), in order. Guarded by the lock.
+     * A change that fails, or a commit whose index.json is not written (a full disk), deletes
+     * its own at once: nothing names them, and GC may not run for a long time.
+     */
+    private final List<Digest> created = new ArrayList<>();
 
     /**
      * Applies a change and returns the catalog right after it. Changes that queue up while another
@@ -512,10 +567,10 @@ public final class ImageStore implements Closeable {
      * index.json commit (group commit): one fsync for many names, not one each. A change that
      * fails is skipped; the others still commit.
      */
-    private Catalog change(Change change) throws IOException {
+    private Catalog change(String purpose, Change change) throws IOException {
         PendingChange mine = new PendingChange(change);
         pending.add(mine);
-        lock.exclusive(() -> {
+        lock.exclusive(purpose, () -> {
             if (!mine.done) {
                 commitPending();
             }
@@ -533,29 +588,50 @@ public final class ImageStore implements Closeable {
     private void commitPending() throws IOException {
         reloadIfChanged();
         Catalog catalog = current.catalog();
+        IndexVersion before = current.version();
         List<PendingChange> batch = new ArrayList<>();
+        created.clear();
         for (PendingChange next = pending.poll(); next != null; next = pending.poll()) {
             batch.add(next);
+            int mark = created.size();
             try {
                 catalog = next.change.apply(catalog);
                 next.result = catalog;
             } catch (IOException | RuntimeException e) {
                 next.failure = e;
+                deleteCreatedSince(mark, e);
             }
         }
         try {
             commit(catalog);
         } catch (IOException | RuntimeException e) {
             batch.forEach(p -> p.failure = p.failure != null ? p.failure : e);
+            if (indexVersion().equals(before)) {
+                deleteCreatedSince(0, e); // once index.json is replaced it names them: they stay
+            }
         } finally {
+            created.clear();
             batch.forEach(p -> p.done = true);
         }
+    }
+
+    /** Deletes the blobs created since {@code mark}; a failure to delete is added to the cause. */
+    private void deleteCreatedSince(int mark, Exception cause) {
+        List<Digest> orphans = created.subList(mark, created.size());
+        for (Digest digest : orphans) {
+            try {
+                files.delete(digest);
+            } catch (IOException | RuntimeException e) {
+                cause.addSuppressed(e); // left for gc, which finds it unreferenced
+            }
+        }
+        orphans.clear();
     }
 
     // ---- maintenance ---------------------------------------------------------------------
 
     public GcReport collectGarbage(boolean dryRun) throws IOException {
-        return lock.exclusive(() -> {
+        return lock.exclusive("collect garbage", () -> {
             reloadIfChanged();
             return collector.collect(current.catalog(), dryRun);
         });
@@ -563,7 +639,7 @@ public final class ImageStore implements Closeable {
 
     /** Removes staging files whose writer is gone (done at every mount). */
     public List<GcReport.Removal> removeStaleStaging() throws IOException {
-        return lock.exclusive(() -> {
+        return lock.exclusive("remove stale staging files", () -> {
             List<GcReport.Removal> stale = collector.staleWorkFiles();
             for (GcReport.Removal removal : stale) {
                 Files.deleteIfExists(removal.file());
@@ -582,7 +658,7 @@ public final class ImageStore implements Closeable {
      * that point at missing or corrupt blobs, deletes corrupt blobs, and collects garbage.
      */
     public FsckReport fsck(boolean repair, LongConsumer progress) throws IOException {
-        return lock.exclusive(() -> {
+        StoreLock.Section<FsckReport> check = () -> {
             StoreChecker.Result result = new StoreChecker(files).check(Files.readAllBytes(files.index()), progress);
             if (!repair || result.report().clean()) {
                 return result.report();
@@ -604,7 +680,8 @@ public final class ImageStore implements Closeable {
             }
             FsckReport report = result.report();
             return new FsckReport(report.blobsChecked(), report.bytesChecked(), report.problems(), repairs);
-        });
+        };
+        return repair ? lock.exclusive("repair it", check) : lock.consistent(check);
     }
 
     private static String describe(JsonNode descriptor) {
@@ -621,6 +698,7 @@ public final class ImageStore implements Closeable {
      * The record goes when closed; a crashed daemon's record is unlocked, and the next claim removes it.
      */
     public Closeable claimMount(Path mountpoint) throws IOException {
+        lock.requireWritable("mount it");
         Path mounts = files.workDir().resolve("mounts");
         Files.createDirectories(mounts);
         removeDeadMountRecords(mounts);

@@ -182,7 +182,8 @@ final class OciLayout {
             Digest manifest = Digest.parse(descriptor.path("digest").asText());
             long size = descriptor.path("size").asLong();
             String refName = annotations.path(REF_NAME).asText("");
-            Optional<ImageName> name = refName.isEmpty() ? Optional.empty() : Optional.of(ImageName.parse(refName));
+            // Older versions wrote names the grammar now refuses to give (issue 8); they are kept, never lost.
+            Optional<ImageName> name = refName.isEmpty() ? Optional.empty() : Optional.of(ImageName.parseExisting(refName));
             return Optional.of(new Entry(name, manifest, size, cachedImage(annotations, manifest, size), descriptor));
         } catch (InvalidNameException e) {
             throw new StoreDamagedException("index.json has a bad descriptor: " + e.getMessage(), e);

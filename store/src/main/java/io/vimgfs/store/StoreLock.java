@@ -13,11 +13,15 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * Serialises writers to one store: first among this process's threads (a {@link ReentrantLock}),
  * then across processes (an exclusive {@link FileLock} on {@code .vimgfs/lock}). Lock order: the
- * in-process lock, then the file lock. Readers take neither: they read immutable snapshots.
+ * in-process lock, then the file lock. Readers of a snapshot take neither; a reader that needs
+ * the store still between two files (a reload, fsck) takes it {@link #consistent}ly.
  *
  * <p>There is one instance per lock file per JVM, shared by every {@link ImageStore} open on the
  * store: POSIX record locks belong to the process, and closing any descriptor of the file would
  * silently drop a lock another instance holds.
+ *
+ * <p>A store on a read-only filesystem has no lock file to open, and needs none: nobody can
+ * change it. Its lock lets readers through and refuses every writer with {@link StoreReadOnlyException}.
  */
 final class StoreLock implements Closeable {
     /** Work done while holding the lock. */
@@ -28,23 +32,26 @@ final class StoreLock implements Closeable {
     private static final Map<Path, StoreLock> OPEN = new HashMap<>();
 
     private final Path path;
+    private final Path store;
     private final ReentrantLock local = new ReentrantLock();
+    /** The open lock file; null for a store on a read-only filesystem. */
     private final FileChannel file;
     private int users;
 
-    private StoreLock(Path path, FileChannel file) {
+    private StoreLock(Path path, Path store, FileChannel file) {
         this.path = path;
+        this.store = store;
         this.file = file;
     }
 
-    static StoreLock open(Path lockFile) throws IOException {
+    static StoreLock open(Path lockFile, Path store) throws IOException {
         Path key = lockFile.toAbsolutePath().normalize();
         synchronized (OPEN) {
             StoreLock lock = OPEN.get(key);
             if (lock == null) {
                 FileChannel channel = FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.READ,
                         StandardOpenOption.WRITE);
-                lock = new StoreLock(key, channel);
+                lock = new StoreLock(key, store, channel);
                 OPEN.put(key, lock);
             }
             lock.users++;
@@ -52,7 +59,14 @@ final class StoreLock implements Closeable {
         }
     }
 
-    <T> T exclusive(Section<T> section) throws IOException {
+    /** The lock of a store on a read-only filesystem. */
+    static StoreLock readOnly(Path store) {
+        return new StoreLock(null, store, null);
+    }
+
+    /** Runs a change of the store, for {@code purpose} ("add an image"), alone among writers. */
+    <T> T exclusive(String purpose, Section<T> section) throws IOException {
+        requireWritable(purpose);
         if (local.isHeldByCurrentThread()) {
             return section.run(); // nested: the file lock is already ours
         }
@@ -64,8 +78,24 @@ final class StoreLock implements Closeable {
         }
     }
 
+    /** Runs a read that must see no writer in between; on a read-only filesystem there is none. */
+    <T> T consistent(Section<T> section) throws IOException {
+        return file == null ? section.run() : exclusive("read it", section);
+    }
+
+    /** Fails, saying so, if the store cannot be written. */
+    void requireWritable(String purpose) throws StoreReadOnlyException {
+        if (file == null) {
+            throw new StoreReadOnlyException("store " + store + " is on a read-only filesystem: cannot " + purpose
+                    + " (ls, inspect and fsck without --repair work; remount it read-write to change it)");
+        }
+    }
+
     @Override
     public void close() throws IOException {
+        if (file == null) {
+            return;
+        }
         synchronized (OPEN) {
             if (--users == 0) {
                 OPEN.remove(path);

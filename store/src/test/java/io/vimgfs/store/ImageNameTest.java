@@ -80,8 +80,8 @@ class ImageNameTest {
 
     @Test
     void rejectsOverlongComponentsAndNames() throws Exception {
-        ImageName.parse("a".repeat(255));
-        InvalidNameException component = assertThrows(InvalidNameException.class, () -> ImageName.parse("a".repeat(256)));
+        ImageName.parse("a".repeat(255) + "/b");
+        InvalidNameException component = assertThrows(InvalidNameException.class, () -> ImageName.parse("a".repeat(256) + "/b"));
         assertTrue(component.getMessage().contains("at most 255 bytes"), component.getMessage());
         // 255 two-byte characters are 510 bytes: the limit is in bytes, not characters.
         assertThrows(InvalidNameException.class, () -> ImageName.parse("é".repeat(200)));
@@ -90,6 +90,31 @@ class ImageNameTest {
         InvalidNameException whole = assertThrows(InvalidNameException.class, () -> ImageName.parse(longName));
         assertTrue(whole.getMessage().contains("at most 4096 bytes"), whole.getMessage());
         assertTrue(whole.getMessage().length() < 600, "the message does not echo 5000 bytes");
+    }
+
+    @Test
+    void rejectsNamesWhoseByNameEntryExceedsNameMax() throws Exception {
+        // by-name/ shows a/<component>:<tag> as the entry "<component>:<tag>", which rsync and tar must recreate.
+        ImageName.parse("a/" + "c".repeat(250) + ":" + "t".repeat(4));
+        ImageName.parse("c".repeat(248)); // + ":latest" is 255 bytes
+        for (String text : List.of("a/" + "c".repeat(250) + ":" + "t".repeat(5), "c".repeat(249))) {
+            InvalidNameException e = assertThrows(InvalidNameException.class, () -> ImageName.parse(text));
+            assertTrue(e.getMessage().contains("at most 255 bytes (NAME_MAX)"), e.getMessage());
+        }
+        assertEquals("c".repeat(249), ImageName.parseExisting("c".repeat(249)).repository(), "an older store's name still reads");
+    }
+
+    @Test
+    void rejectsTagsAndComponentsThatSpellABareDigest() throws Exception {
+        for (String text : List.of("myapp:" + HEX, "myapp2/" + HEX, HEX, HEX + ":1", "example.com/" + HEX + "/x:1", "sha256:" + HEX)) {
+            InvalidNameException e = assertThrows(InvalidNameException.class, () -> ImageName.parse(text), text);
+            assertTrue(e.getMessage().contains("cannot be 64 lowercase hex digits"), e.getMessage());
+            assertThrows(InvalidNameException.class, () -> Reference.parse(text + "@sha256:" + HEX), text);
+            ImageName.parseExisting(text); // what an older version wrote can still be found and removed
+        }
+        ImageName.parse("myapp:" + HEX.substring(1));
+        ImageName.parse("myapp:" + HEX.toUpperCase());
+        ImageName.parse("myapp:" + HEX + "0");
     }
 
     @Test

@@ -75,6 +75,11 @@ final class StoreFiles {
         }
     }
 
+    /** Every name the store holds, as users type them. */
+    static Set<String> names(ImageStore store) {
+        return store.names().keySet().stream().map(ImageName::toString).collect(java.util.stream.Collectors.toSet());
+    }
+
     static JsonNode json(Path file) throws IOException {
         return JSON.readTree(file.toFile());
     }
