@@ -137,12 +137,7 @@ public final class VimgFs implements Closeable {
     Opened open(String path, int flags) throws IOException, FsException {
         boolean writing = (flags & O_ACCMODE) != 0;
         if (ImageTree.isIncoming(path)) {
-            IncomingFile file = incoming.file(relative(path))
-                    .orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
-            if (writing && (flags & O_TRUNC) != 0) {
-                file.truncate(0);
-            }
-            file.opened();
+            IncomingFile file = incoming.open(relative(path), writing, (flags & O_TRUNC) != 0);
             return new Opened(handles.add(new OpenFile.UploadHandle(file, writing)), false);
         }
         Node node = node(path);
@@ -162,7 +157,6 @@ public final class VimgFs implements Closeable {
             throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
         }
         IncomingFile file = incoming.create(relative(path));
-        file.opened();
         return new Opened(handles.add(new OpenFile.UploadHandle(file, true)), false);
     }
 

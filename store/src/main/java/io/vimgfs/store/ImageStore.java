@@ -380,6 +380,7 @@ public final class ImageStore implements Closeable {
         }
         // Known content can lose its image before we hold the lock: then it is new again.
         ProbeResult probe = staged.probe() != null ? staged.probe() : probe(staged.upload().channel(), staged.size());
+        staged.upload().verifySealed(); // the bytes published are the bytes hashed
         files.install(staged.upload().file(), staged.digest());
         files.syncBlobDir();
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
