@@ -40,6 +40,12 @@ final class IncomingArea {
     private final Clock clock;
     private final Limits limits;
     private final ConcurrentHashMap<String, IncomingFile> files = new ConcurrentHashMap<>();
+    /**
+     * Placed files some descriptor still has open, by name: gone from the listing, but libfuse
+     * answers {@code fstat} through a path look-up, and the second {@code cat} of
+     * {@code (cat p1; cat p2) > x} fstats its stdout after the first placed it.
+     */
+    private final ConcurrentHashMap<String, IncomingFile> placedStillOpen = new ConcurrentHashMap<>();
     private final Set<String> directories = ConcurrentHashMap.newKeySet();
     private final AtomicInteger stagedUploads = new AtomicInteger();
     private final AtomicBoolean uploadsFull = new AtomicBoolean();
@@ -59,8 +65,10 @@ final class IncomingArea {
         return store;
     }
 
+    /** The file being written at {@code path}, else a placed one still open there (for getattr). */
     Optional<IncomingFile> file(String path) {
-        return Optional.ofNullable(files.get(path));
+        IncomingFile file = files.get(path);
+        return Optional.ofNullable(file != null ? file : placedStillOpen.get(path));
     }
 
     boolean isDirectory(String path) {
@@ -163,12 +171,21 @@ final class IncomingArea {
 
     /** A file written again after it was placed shows in the listing again, unless its name was taken. */
     void show(IncomingFile file) {
+        placedStillOpen.remove(file.name(), file);
         files.putIfAbsent(file.name(), file);
     }
 
     /** A placed file leaves the listing (called with the file's lock held). */
     void hide(IncomingFile file) {
         files.remove(file.name(), file);
+        if (file.isOpen()) {
+            placedStillOpen.put(file.name(), file);
+        }
+    }
+
+    /** The last descriptor of a file closed. */
+    void lastClosed(IncomingFile file) {
+        placedStillOpen.remove(file.name(), file);
     }
 
     /** Forgets a placed or refused file, unless a newer upload has taken its name or it is being written again. */
@@ -254,7 +271,9 @@ final class IncomingArea {
     /** Closes every upload at unmount; their staging files are cleaned at the next mount. */
     void closeAll() {
         files.values().forEach(IncomingFile::closeAtUnmount);
+        placedStillOpen.values().forEach(IncomingFile::closeAtUnmount);
         files.clear();
+        placedStillOpen.clear();
     }
 
     private void requireParent(String path) throws FsException {

@@ -119,6 +119,7 @@ final class IncomingFile {
             dropQuietly();
         }
         closePlacement();
+        area.lastClosed(this);
         return true;
     }
 
