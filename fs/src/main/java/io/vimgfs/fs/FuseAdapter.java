@@ -80,7 +80,8 @@ final class FuseAdapter extends FuseStubFS {
             Errno errno = Errors.errnoOf(failure);
             if (!Errors.expected(failure)) {
                 LOG.log(System.Logger.Level.WARNING, operation + " " + path + " failed unexpectedly", failure);
-            } else if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS) {
+            } else if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS
+                    && errno != Errno.EDQUOT) { // EDQUOT: logged once, by IncomingArea
                 LOG.log(System.Logger.Level.INFO, () -> operation + " " + path + ": " + errno + ": " + failure.getMessage());
             } else {
                 LOG.log(System.Logger.Level.DEBUG, () -> operation + " " + path + ": " + errno);

@@ -17,7 +17,8 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
             "atime", "noatime", "relatime", "default_permissions", "kernel_cache", "big_writes", "use_ino");
     /** Always on: see FUSE-NOTES. Timeouts are short because names can move (SPEC §2). */
     private static final List<String> BUILT_IN = List.of("default_permissions", "use_ino", "big_writes",
-            "entry_timeout=1", "attr_timeout=1", "negative_timeout=0");
+            "entry_timeout=1", "attr_timeout=1", "negative_timeout=0",
+            "atomic_o_trunc"); // O_TRUNC arrives with the open: a truncating open is an upload of its own (IncomingArea.open)
 
     private static final String THREADS = "threads=";
     private static final String READAHEAD = "read_ahead_kb=";

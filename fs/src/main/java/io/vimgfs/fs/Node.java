@@ -209,8 +209,7 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         /** Only under a valid name (else EINVAL): the upload starts at once. */
         @Override
         public OpenFile create(String leaf) throws IOException, FsException {
-            IncomingFile file = area.create(below(leaf));
-            file.opened();
+            IncomingFile file = area.create(below(leaf)); // open once already: no moment when it could be dropped
             return new OpenFile.UploadHandle(file, true, area, view.store());
         }
 
@@ -246,11 +245,9 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public OpenFile open(int flags) throws IOException, FsException {
             boolean writing = (flags & VimgFs.O_ACCMODE) != 0;
-            if (writing && (flags & VimgFs.O_TRUNC) != 0) {
-                file.truncate(0);
-            }
-            file.opened();
-            return new OpenFile.UploadHandle(file, writing, area, store);
+            // O_TRUNC (atomic_o_trunc) starts a fresh upload of the name rather than truncating another writer's
+            IncomingFile opened = area.open(relative, writing, (flags & VimgFs.O_TRUNC) != 0);
+            return new OpenFile.UploadHandle(opened, writing, area, store);
         }
 
         /** {@code rm incoming/x} abandons the upload (SPEC §4). */

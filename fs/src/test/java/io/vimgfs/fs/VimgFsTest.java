@@ -388,6 +388,128 @@ class VimgFsTest {
         assertEquals(0, stagingFiles());
     }
 
+    // ---- writers sharing a file, racing for a name -------------------------------------------
+
+    private static final int O_TRUNC = 01000;
+
+    private byte[] readNamed(String name) throws Exception {
+        return readAll("/by-digest/sha256/" + store.image(ImageName.parse(name)).orElseThrow().digest().hex());
+    }
+
+    /** Every stored image's bytes hash to its digest (SPEC §2: a blob never differs from its name). */
+    private void assertEveryBlobMatchesItsDigest() throws Exception {
+        for (var image : store.list()) {
+            assertEquals(image.digest().hex(), sha256(Files.readAllBytes(store.imagePath(image.digest()))),
+                    "blob " + image.digest() + " holds other bytes than its digest says");
+        }
+    }
+
+    @Test
+    void aSharedDescriptorPlacesTheWholeFileAndLeavesNoPartialImage() throws Exception {
+        // (cat p1; cat p2) > incoming/x:1: one open file; each cat's close is a flush
+        byte[] p1 = randomBytes(300_000, 30);
+        byte[] p2 = randomBytes(200_000, 31);
+        long handle = fs.create("/incoming/x:1").handle();
+        writeAll(handle, p1, 0);
+        fs.flush(handle); // the first cat exits: p1 is placed
+        assertEquals(sha256(p1), store.image(ImageName.parse("x:1")).orElseThrow().digest().hex());
+        writeAll(handle, p2, p1.length); // the second cat writes through the same descriptor
+        assertEquals(List.of("x:1"), fs.readdir("/incoming"), "written again, it shows in incoming/ again");
+        assertEquals(p1.length + p2.length, fs.fgetattr("/incoming/x:1", handle).size());
+        fs.flush(handle); // the second cat exits
+        fs.flush(handle); // the shell closes its descriptor
+        fs.release(handle);
+
+        byte[] whole = new byte[p1.length + p2.length];
+        System.arraycopy(p1, 0, whole, 0, p1.length);
+        System.arraycopy(p2, 0, whole, p1.length, p2.length);
+        assertArrayEquals(whole, readNamed("x:1"));
+        assertEquals(List.of(sha256(whole)), fs.readdir("/by-digest/sha256"), "the partial image p1 is gone");
+        assertEquals(List.of(), fs.readdir("/incoming"));
+        assertEquals(0, stagingFiles());
+        assertEveryBlobMatchesItsDigest();
+    }
+
+    @Test
+    void aSharedDescriptorKeepsContentThatAnotherNameAlreadyHad() throws Exception {
+        byte[] p1 = randomBytes(10_000, 32);
+        byte[] p2 = randomBytes(10_000, 33);
+        cp(p1, "other:1");
+        long handle = fs.create("/incoming/x:1").handle();
+        writeAll(handle, p1, 0);
+        fs.flush(handle);
+        writeAll(handle, p2, p1.length);
+        fs.flush(handle);
+        fs.release(handle);
+        assertArrayEquals(p1, readNamed("other:1"), "content that had a name before keeps it");
+        assertEquals(2, store.list().size());
+    }
+
+    @Test
+    void aWholeFileRefusedAfterItsFirstPartWasPlacedLeavesNoPartUnderTheName() throws Exception {
+        byte[] p1 = randomBytes(10_000, 34);
+        long handle = fs.create("/incoming/x:1@sha256:" + sha256(p1)).handle(); // pinned to p1
+        writeAll(handle, p1, 0);
+        fs.flush(handle);
+        writeAll(handle, randomBytes(10_000, 35), p1.length);
+        assertEquals(Errno.EIO, errno(() -> fs.flush(handle))); // p1 + p2 does not match the pin
+        fs.release(handle);
+        assertEquals(List.of(), store.list(), "p1 alone must not stay under x:1");
+        assertEquals(0, stagingFiles());
+    }
+
+    @Test
+    void twoCpsWithTruncatingOpensOfOneNameEachPlaceTheirOwnBytes() throws Exception {
+        // cp A incoming/x:1 & cp B incoming/x:1: the second open finds the first's file, with O_TRUNC
+        byte[] a = randomBytes(400_000, 36);
+        byte[] b = randomBytes(300_000, 37);
+        long first = fs.create("/incoming/x:1").handle();
+        writeAll(first, a, 0);
+        long second = fs.open("/incoming/x:1", O_WRONLY | O_TRUNC).handle();
+        writeAll(second, b, 0);
+        assertEquals(a.length, fs.fgetattr("/incoming/x:1", first).size(), "the truncating open did not cut the first file");
+        fs.flush(first);
+        fs.release(first);
+        fs.flush(second);
+        fs.release(second);
+        assertEquals(sha256(b), store.image(ImageName.parse("x:1")).orElseThrow().digest().hex(), "the last to close wins");
+        assertEveryBlobMatchesItsDigest();
+        assertEquals(0, stagingFiles());
+    }
+
+    @Test
+    void writesRacingAPlacementNeverChangeAPlacedBlob() throws Exception {
+        for (int round = 0; round < 20; round++) {
+            long handle = fs.create("/incoming/race:" + round).handle();
+            byte[] chunk = randomBytes(64 * 1024, 40 + round);
+            writeAll(handle, chunk, 0);
+            var stop = new java.util.concurrent.atomic.AtomicBoolean();
+            Thread writer = new Thread(() -> {
+                long at = chunk.length;
+                try {
+                    while (!stop.get() && at < 64L * chunk.length) {
+                        fs.write(handle, ByteBuffer.wrap(chunk), at);
+                        at += chunk.length;
+                    }
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            });
+            writer.start();
+            fs.flush(handle); // a dup'd descriptor closes while the other keeps writing
+            stop.set(true);
+            writer.join();
+            fs.flush(handle);
+            fs.release(handle);
+            assertEveryBlobMatchesItsDigest();
+            assertEquals(fs.getattr("/by-digest/sha256/" + store.image(ImageName.parse("race:" + round)).orElseThrow()
+                    .digest().hex()).size() % chunk.length, 0);
+        }
+        assertEquals(20, store.list().size(), "one image per name: every intermediate placement is gone");
+        assertEquals(0, stagingFiles());
+    }
+
+
     // ---- removal ------------------------------------------------------------------------------
 
     @Test

@@ -4,8 +4,13 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.security.MessageDigest;
+import java.util.ArrayDeque;
+import java.util.Queue;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
 import java.util.function.LongConsumer;
 
 /**
@@ -13,24 +18,40 @@ import java.util.function.LongConsumer;
  * hashed as zeros (a sparse copy skips holes); a write below what was already hashed, or a
  * truncation below it, makes the running hash unusable and {@link #finish} re-reads the file.
  *
- * <p>The hashing itself runs on a thread of its own, fed copies of the written bytes through a
- * bounded queue: the writer pays a copy instead of the hash, so on two cores writing and hashing
- * overlap. The queue's bound holds back a writer that outruns the hash.
+ * <p>The hashing runs on a small pool shared by every upload, fed copies of the written bytes: the
+ * writer pays a copy instead of the hash, so on two cores writing and hashing overlap. An idle
+ * upload holds no thread and no buffer (thousands of staged files once meant thousands of threads
+ * and buffers, and an OutOfMemoryError). Queued bytes are bounded per upload and in all, which
+ * holds back a writer that outruns the hash.
  */
 final class ContentHasher {
     private static final int CHUNK = 1 << 20;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(CHUNK).asReadOnlyBuffer();
-    private static final int QUEUED_CHUNKS = 32;
-    private static final Object END = new Object();
+    private static final int BUFFER = 128 * 1024;
+    /** Pieces one upload may have waiting: a FUSE write is at most 128 KiB, so ~1 MiB. */
+    private static final int QUEUED_PER_UPLOAD = 8;
+    /** Pieces all uploads together may have waiting (8 MiB of 128 KiB writes). */
+    private static final Semaphore QUEUED_IN_ALL = new Semaphore(64, true);
+    /** Buffers kept for reuse between pieces; any more are left to the garbage collector. */
+    private static final BlockingQueue<byte[]> SPARE = new ArrayBlockingQueue<>(64);
+    /** Pieces hashed per turn on the pool before giving another upload its turn. */
+    private static final int TURN = 16;
+    private static final ExecutorService POOL = Executors.newFixedThreadPool(
+            Math.max(1, Runtime.getRuntime().availableProcessors()), runnable -> {
+                Thread thread = new Thread(runnable, "vimgfs-hash");
+                thread.setDaemon(true);
+                return thread;
+            });
 
     /** A copy of written bytes, or a run of zeros (bytes null). */
     private record Piece(byte[] bytes, int length, long zeros) {
     }
 
     private final MessageDigest sha256 = BlobFiles.newSha256();
-    private final BlockingQueue<Object> queue = new ArrayBlockingQueue<>(QUEUED_CHUNKS);
-    private final BlockingQueue<byte[]> spare = new ArrayBlockingQueue<>(QUEUED_CHUNKS + 1);
-    private Thread worker;
+    private final Semaphore room = new Semaphore(QUEUED_PER_UPLOAD);
+    /** Guarded by this; {@code scheduled} is true while a turn of this hasher is queued or running. */
+    private final Queue<Piece> queue = new ArrayDeque<>();
+    private boolean scheduled;
     private long hashed;
     private boolean inOrder = true;
 
@@ -48,9 +69,9 @@ final class ContentHasher {
             feed(new Piece(null, 0, offset - hashed));
         }
         int length = data.remaining();
-        byte[] copy = spare.poll();
+        byte[] copy = SPARE.poll();
         if (copy == null || copy.length < length) {
-            copy = new byte[Math.max(length, 128 * 1024)];
+            copy = new byte[Math.max(length, BUFFER)];
         }
         data.get(copy, 0, length);
         feed(new Piece(copy, length, 0));
@@ -81,20 +102,16 @@ final class ContentHasher {
         return hash(file, size, progress);
     }
 
-    /** Ends the hashing thread, after it has hashed everything queued. */
+    /** Waits until everything queued has been hashed. */
     void stop() {
-        Thread running = worker;
-        if (running == null) {
-            return;
-        }
-        worker = null;
-        putUninterruptibly(END);
         boolean interrupted = false;
-        while (running.isAlive()) {
-            try {
-                running.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
+        synchronized (this) {
+            while (scheduled) {
+                try {
+                    wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
             }
         }
         if (interrupted) {
@@ -103,48 +120,40 @@ final class ContentHasher {
     }
 
     private void feed(Piece piece) {
-        if (worker == null) {
-            worker = new Thread(this::hashQueued, "vimgfs-hash");
-            worker.setDaemon(true);
-            worker.start();
-        }
-        putUninterruptibly(piece);
-    }
-
-    private void hashQueued() {
-        while (true) {
-            Object next;
-            try {
-                next = queue.take();
-            } catch (InterruptedException e) {
-                continue; // only stop() ends this thread, so nothing queued is ever lost
-            }
-            if (next == END) {
+        room.acquireUninterruptibly();
+        QUEUED_IN_ALL.acquireUninterruptibly();
+        synchronized (this) {
+            queue.add(piece);
+            if (scheduled) {
                 return;
             }
-            Piece piece = (Piece) next;
+            scheduled = true;
+        }
+        POOL.execute(this::hashTurn);
+    }
+
+    /** Hashes up to {@link #TURN} pieces, then yields the pool thread to other uploads. */
+    private void hashTurn() {
+        for (int i = 0; i < TURN; i++) {
+            Piece piece;
+            synchronized (this) {
+                piece = queue.poll();
+                if (piece == null) {
+                    scheduled = false;
+                    notifyAll();
+                    return;
+                }
+            }
             if (piece.bytes() == null) {
                 hashZeros(piece.zeros());
             } else {
                 sha256.update(piece.bytes(), 0, piece.length());
-                spare.offer(piece.bytes());
+                SPARE.offer(piece.bytes());
             }
+            QUEUED_IN_ALL.release();
+            room.release();
         }
-    }
-
-    private void putUninterruptibly(Object item) {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                queue.put(item);
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        POOL.execute(this::hashTurn); // still scheduled: pieces remain
     }
 
     /** Hashes a whole file with positional reads. */

@@ -419,6 +419,7 @@ public final class ImageStore implements Closeable {
             checkBackingFormat(probe, catalog.image(backing.get()).orElseGet(() -> admitted.get(backing.get())));
         }
         boolean newBlob = !files.exists(staged.digest());
+        staged.upload().verifySealed(); // the bytes published are the bytes hashed
         files.install(staged.upload().file(), staged.digest());
         if (newBlob) {
             created.add(staged.digest());

@@ -8,6 +8,7 @@ import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.LongConsumer;
@@ -17,6 +18,9 @@ import java.util.function.LongConsumer;
  * image only through {@link ImageStore#place}; until then it is invisible to every reader.
  * While open it holds a lock on its staging file, which tells garbage collection (in this or
  * another process) that the file is still being written.
+ *
+ * <p>Sealing freezes it: the bytes that were hashed are the bytes that get placed, so a write or
+ * truncation after the seal fails instead of changing a blob under its digest (SPEC §2).
  */
 public final class Upload implements Closeable {
     private static final Set<Path> OPEN_HERE = ConcurrentHashMap.newKeySet();
@@ -27,6 +31,8 @@ public final class Upload implements Closeable {
     private final ContentHasher hasher = new ContentHasher();
     private volatile long size;
     private boolean closed;
+    /** Set by {@link #seal}: the length and modification time the hashed file had. */
+    private BasicFileAttributes sealedAs;
 
     private Upload(Path file, FileChannel channel, FileLock ownership) {
         this.file = file;
@@ -64,6 +70,7 @@ public final class Upload implements Closeable {
 
     /** Writes all of {@code data} at {@code offset}; returns the bytes written. */
     public synchronized int write(ByteBuffer data, long offset) throws IOException {
+        requireNotSealed();
         ByteBuffer forHash = data.duplicate();
         int total = 0;
         while (data.hasRemaining()) {
@@ -80,6 +87,7 @@ public final class Upload implements Closeable {
     }
 
     public synchronized void truncate(long newSize) throws IOException {
+        requireNotSealed();
         if (newSize < size) {
             channel.truncate(newSize);
         } else if (newSize > size) {
@@ -100,11 +108,32 @@ public final class Upload implements Closeable {
         return hasher.inOrder();
     }
 
-    /** Hashes what remains and makes the bytes durable; the file stays staged. */
+    /** Freezes the file, hashes what remains and makes the bytes durable; the file stays staged. */
     synchronized Digest seal(LongConsumer progress) throws IOException {
+        requireNotSealed();
+        sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
         Digest digest = hasher.finish(channel, size, progress);
         channel.force(true);
         return digest;
+    }
+
+    /**
+     * Before publishing: the staged file still has the length and modification time it had when it
+     * was sealed. Within this JVM the seal already forbids writes; this catches anything writing the
+     * staging file behind the store's back, at the cost of one stat instead of a second full read.
+     */
+    synchronized void verifySealed() throws IOException {
+        BasicFileAttributes now = Files.readAttributes(file, BasicFileAttributes.class);
+        if (sealedAs == null || now.size() != size || sealedAs.size() != size
+                || !now.lastModifiedTime().equals(sealedAs.lastModifiedTime())) {
+            throw new IOException("staging file " + file.getFileName() + " changed after it was hashed: not placed");
+        }
+    }
+
+    private void requireNotSealed() throws IOException {
+        if (sealedAs != null) {
+            throw new IOException("upload already sealed for placing: its bytes can no longer change");
+        }
     }
 
     FileChannel channel() {
