@@ -20,6 +20,13 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
         java.nio.file.Path path = cli.getCommand() instanceof MountCommand mount ? mount.store()
                 : main == null ? null : main.storePath();
         String store = path == null ? "" : "store " + path + ": ";
+        if (e instanceof io.vimgfs.store.registry.RegistryException) {
+            store = ""; // its message names the reference, which is what the user acts on
+        } else if (cli.getCommand() instanceof PullCommand pull) {
+            store = pull.source + ": ";
+        } else if (cli.getCommand() instanceof PushCommand push) {
+            store = push.destination + ": ";
+        }
         cli.getErr().println("vimgfs: " + store + describe(e));
         if (Boolean.getBoolean("vimgfs.debug")) {
             e.printStackTrace(cli.getErr());
