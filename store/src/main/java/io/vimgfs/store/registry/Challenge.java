@@ -131,7 +131,9 @@ public record Challenge(String scheme, Map<String, String> parameters) {
                 value.append(peek());
                 at++;
             }
-            at++; // closing quote (or past the end of a truncated header)
+            if (!atEnd()) {
+                at++; // the closing quote; a truncated header simply ends
+            }
             return value.toString();
         }
     }
