@@ -23,6 +23,13 @@ final class ErrorReporter implements CommandLine.IExecutionExceptionHandler {
         String message = describe(e);
         String store = path == null || message.startsWith("store " + path.toAbsolutePath().normalize())
                 ? "" : "store " + path + ": ";
+        if (e instanceof io.vimgfs.store.registry.RegistryException) {
+            store = ""; // its message names the reference, which is what the user acts on
+        } else if (cli.getCommand() instanceof PullCommand pull) {
+            store = pull.source + ": ";
+        } else if (cli.getCommand() instanceof PushCommand push) {
+            store = push.destination + ": ";
+        }
         cli.getErr().println("vimgfs: " + store + message);
         if (Boolean.getBoolean("vimgfs.debug")) {
             e.printStackTrace(cli.getErr());

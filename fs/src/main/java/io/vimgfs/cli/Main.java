@@ -30,6 +30,8 @@ import picocli.CommandLine.Option;
             GcCommand.class,
             FsckCommand.class,
             InspectCommand.class,
+            PullCommand.class,
+            PushCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 

@@ -499,6 +499,100 @@ public final class ImageStore implements Closeable {
         return digest;
     }
 
+    // ---- artifacts from elsewhere (pull and push) -----------------------------------------
+
+    /** A stored image exactly as the layout holds it: what {@code vimgfs push} sends byte for byte. */
+    public record Artifact(byte[] manifest, byte[] config, Digest layer, long layerSize, String layerMediaType,
+            Path layerFile) {
+    }
+
+    /** The manifest, config and layer of a stored image, for sending it elsewhere unchanged. */
+    public Artifact artifact(Digest layer) throws IOException {
+        StoredImage image = current.catalog().image(layer).orElseThrow(() -> new ImageNotFoundException(layer.toString()));
+        return new Artifact(files.read(image.manifest()), files.read(image.config()), layer, image.size(),
+                image.format().mediaType(), files.blob(layer));
+    }
+
+    /**
+     * Places a vimgfs artifact from elsewhere byte for byte: its manifest and config are stored as
+     * given, so the image keeps the manifest digest it had where it came from. The upload holds the
+     * layer; it is hashed, pinned and probed exactly as {@link #place} does (SPEC §4, §6), and the
+     * manifest must describe it truly: its digest, size, format, virtual size and backing. The
+     * upload is consumed, as by {@link #place}.
+     */
+    public ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
+        try {
+            refresh();
+            Digest manifestDigest = Digest.of(BlobFiles.sha256(manifest));
+            StoredImage described = OciLayout.parseImage(manifestDigest, manifest, config);
+            if (!described.config().equals(Digest.of(BlobFiles.sha256(config)))) {
+                throw new DigestMismatchException(described.config(), Digest.of(BlobFiles.sha256(config)));
+            }
+            Staged staged = stage(layer, reference);
+            if (!staged.digest().equals(described.layer()) || staged.size() != described.size()) {
+                throw new DigestMismatchException(described.layer(), staged.digest());
+            }
+            checkDescribed(described, staged);
+            Catalog after = change("place an image", catalog -> catalog.withName(reference.name(),
+                    admitArtifact(catalog, staged, described, manifest, config)));
+            return after.info(after.image(staged.digest()).orElseThrow());
+        } finally {
+            layer.abandon();
+        }
+    }
+
+    /** A manifest that lies about its layer would make listings and QEMU disagree: refuse it. */
+    private static void checkDescribed(StoredImage described, Staged staged) throws ImageRejectedException {
+        if (staged.probe() == null) {
+            return; // the content is already stored, probed when it was placed; its image is reused
+        }
+        ProbeResult probe = staged.probe();
+        if (probe.format() != described.format() || probe.virtualSize() != described.virtualSize()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.CORRUPT, "the manifest says "
+                    + described.format() + " of virtual size " + described.virtualSize() + ", but the layer is "
+                    + probe.format() + " of virtual size " + probe.virtualSize());
+        }
+        if (!described.backing().equals(staged.backing())) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING, "the config names backing "
+                    + described.backing().map(Digest::toString).orElse("none") + ", but the layer's backing file is "
+                    + staged.backing().map(Digest::toString).orElse("none"));
+        }
+    }
+
+    private StoredImage admitArtifact(Catalog catalog, Staged staged, StoredImage described, byte[] manifest,
+            byte[] config) throws IOException {
+        Optional<Digest> backing = staged.backing();
+        if (backing.isPresent() && catalog.image(backing.get()).isEmpty()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.MISSING_BACKING,
+                    "backing image " + backing.get() + " is not in the store; pull the base image first");
+        }
+        Optional<StoredImage> known = catalog.image(staged.digest());
+        if (known.isPresent()) {
+            return known.get();
+        }
+        ProbeResult probe = staged.probe() != null ? staged.probe() : probe(staged.upload().channel(), staged.size());
+        if (staged.probe() == null) {
+            checkDescribed(described, new Staged(staged.upload(), staged.reference(), staged.digest(), staged.size(),
+                    probe, staged.backing()));
+        }
+        if (backing.isPresent()) {
+            checkBackingFormat(probe, catalog.image(backing.get()).orElseThrow());
+        }
+        boolean newBlob = !files.exists(staged.digest());
+        staged.upload().verifySealed(); // the bytes published are the bytes hashed
+        files.install(staged.upload().file(), staged.digest());
+        if (newBlob) {
+            created.add(staged.digest());
+        }
+        files.syncBlobDir();
+        options.crashHook().accept(CrashPoint.LAYER_PLACED);
+        writeBlob(config);
+        writeBlob(manifest);
+        files.syncBlobDir();
+        options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
+        return described;
+    }
+
     // ---- names and removal ---------------------------------------------------------------
 
     /** Gives an existing image (by name or digest) another name, moving the name if it is taken. */

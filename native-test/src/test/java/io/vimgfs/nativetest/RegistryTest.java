@@ -1,0 +1,405 @@
+package io.vimgfs.nativetest;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code vimgfs pull} and {@code push} as a user runs them against Debian's docker-registry on a
+ * loopback port (anonymous, htpasswd Basic, and Bearer tokens from a token server of the test's
+ * own), with fixtures the test builds as OCI layouts and pushes with skopeo, and plain URLs from a
+ * loopback file server. Only 127.0.0.1 is ever contacted.
+ */
+class RegistryTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private final List<Process> started = new ArrayList<>();
+
+    @Test
+    void pullTakesContainerDisksMachineOsDisksAndUrlsAndRefusesWhatIsNotASafeDisk() throws Exception {
+        try {
+            String registry = startRegistry("anonymous", "");
+            Path store = dir.resolve("store");
+            Path disk = qcow2("disk.qcow2", "0x5a");
+
+            // A containerDisk in two layers (gzip, then zstd): the second whites out the first's file.
+            Path cd = containerDisk("cd", List.of(
+                    layer("l1", Map.of("disk/old.img", qcow2("old.qcow2", "0x11")), "gzip -n"),
+                    layer("l2", Map.of("disk/.wh.old.img", empty(), "disk/disk.img", disk), "zstd -q")));
+            skopeoPush(cd, registry + "/containerdisks/fedora:40", List.of());
+            Shell.Result pulled = Shell.vimgfs(store, "pull", "--tls-verify=false", "docker://" + registry + "/containerdisks/fedora:40").ok();
+            assertTrue(pulled.out().contains("sha256:" + Shell.sha256(disk)), pulled.out());
+            assertTrue(ls(store).contains(registry + "/containerdisks/fedora:40 " + Shell.sha256(disk)), ls(store));
+
+            // A machine-os index: the qemu/amd64 disk is xz, decoys for other disk types and arches.
+            Path qemuDisk = qcow2("machine.qcow2", "0x77");
+            Path applehv = Fixtures.small(dir, "applehv.raw", 4096, 1);
+            Path arm = Fixtures.small(dir, "arm.raw", 4096, 2);
+            Path index = machineOsIndex(List.of(
+                    new MachineDisk("qemu", "amd64", compress(qemuDisk, "xz -T1", "podman-machine.x86_64.qemu.qcow2.xz")),
+                    new MachineDisk("applehv", "amd64", compress(applehv, "zstd -q", "podman-machine.x86_64.applehv.raw.zst")),
+                    new MachineDisk("qemu", "arm64", compress(arm, "gzip -n", "podman-machine.aarch64.qemu.qcow2.gz"))));
+            skopeoPushAll(index, registry + "/podman/machine-os:5.3");
+            Shell.vimgfs(store, "pull", "--tls-verify=false", "--arch", "x86_64", "docker://" + registry + "/podman/machine-os:5.3", "mos:qemu").ok();
+            Shell.vimgfs(store, "pull", "--tls-verify=false", "--arch", "amd64", "--disktype", "applehv",
+                    "docker://" + registry + "/podman/machine-os:5.3", "mos:applehv").ok();
+            Shell.vimgfs(store, "pull", "--tls-verify=false", "--arch", "aarch64", "docker://" + registry + "/podman/machine-os:5.3", "mos:arm").ok();
+            String listing = ls(store);
+            assertTrue(listing.contains("mos:qemu " + Shell.sha256(qemuDisk)), listing);
+            assertTrue(listing.contains("mos:applehv " + Shell.sha256(applehv)), listing);
+            assertTrue(listing.contains("mos:arm " + Shell.sha256(arm)), listing);
+            refused(store, "no disk for --disktype qemu --arch s390x", "pull", "--tls-verify=false", "--arch", "s390x",
+                    "docker://" + registry + "/podman/machine-os:5.3", "mos:s390x");
+
+            // An ordinary image, a hostile qcow2 inside a containerDisk, a missing tag, a wrong pin.
+            Path ordinary = containerDisk("ordinary", List.of(layer("o1", Map.of("etc/hostname", Fixtures.small(dir, "hostname", 8, 3)), "gzip -n")));
+            skopeoPush(ordinary, registry + "/library/busybox:1", List.of());
+            Path hostile = dir.resolve("hostile.qcow2");
+            Shell.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", "-u", hostile.toString(), "1M").ok();
+            skopeoPush(containerDisk("evil", List.of(layer("e1", Map.of("disk/disk.img", hostile), "gzip -n"))),
+                    registry + "/evil/disk:1", List.of());
+            int blobsBefore = blobCount(store);
+            refused(store, "no disk in this image", "pull", "--tls-verify=false", "docker://" + registry + "/library/busybox:1");
+            refused(store, "/etc/shadow", "pull", "--tls-verify=false", "docker://" + registry + "/evil/disk:1");
+            refused(store, "manifest unknown", "pull", "--tls-verify=false", "docker://" + registry + "/containerdisks/fedora:41");
+            refused(store, "does not match", "pull", "--tls-verify=false", "docker://" + registry + "/containerdisks/fedora:40",
+                    "pinned:1@sha256:" + "0".repeat(64));
+            refused(store, "--tls-verify=false", "pull", "docker://" + registry + "/containerdisks/fedora:40");
+            assertEquals(blobsBefore, blobCount(store));
+            assertFalse(ls(store).contains("evil") || ls(store).contains("busybox") || ls(store).contains("pinned"), ls(store));
+
+            // Plain URLs: pinned, wrong pin, 404, and a download cut in the middle that resumes by Range.
+            Path files = Files.createDirectories(dir.resolve("files"));
+            Path big = Fixtures.randomQcow2(48);
+            Files.copy(big, files.resolve("big.qcow2"));
+            Path requests = dir.resolve("requests.log");
+            int port = freePort();
+            start(List.of("python3", resource("range-server.py").toString(), Integer.toString(port), files.toString(),
+                    requests.toString()));
+            waitFor("http://127.0.0.1:" + port + "/missing");
+            String url = "http://127.0.0.1:" + port;
+            String hex = Shell.sha256InProcess(big);
+            Shell.vimgfs(store, "pull", url + "/plain/big.qcow2", "url:1@sha256:" + hex).ok();
+            refused(store, "does not match", "pull", url + "/plain/big.qcow2", "url:2@sha256:" + "1".repeat(64));
+            refused(store, "not found", "pull", "--tls-verify=false", url + "/plain/nothing.qcow2", "url:3");
+            refused(store, "no pinned digest", "pull", url + "/plain/big.qcow2", "url:4");
+            Shell.vimgfs(store, "pull", "--tls-verify=false", url + "/cut/big.qcow2", "url:5").ok();
+            assertTrue(Files.readString(requests).lines().anyMatch(l -> l.startsWith("/cut/big.qcow2 bytes=")),
+                    Files.readString(requests));
+            assertTrue(ls(store).contains("url:5 " + hex), ls(store));
+            assertFalse(ls(store).contains("url:2") || ls(store).contains("url:3"), ls(store));
+
+            // SIGKILL in the middle of a slow pull: the store opens, fsck is clean, nothing half-placed.
+            Process pull = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", store.toString(), "pull",
+                    "--tls-verify=false", url + "/slow/big.qcow2", "killed:1");
+            Thread.sleep(2500);
+            assertTrue(pull.isAlive(), "the slow pull finished before it could be killed");
+            pull.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            assertFalse(ls(store).contains("killed:1"), ls(store));
+            assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+            Shell.vimgfs(store, "gc").ok();
+            try (var staged = Files.list(store.resolve(".vimgfs").resolve("staging"))) {
+                assertEquals(0, staged.count(), "gc left the killed pull's staging file");
+            }
+        } finally {
+            stopAll();
+        }
+    }
+
+    @Test
+    void pushThenPullRoundTripsDigestsThroughBasicAndBearerRegistries() throws Exception {
+        try {
+            Path storeA = dir.resolve("a");
+            Path storeB = dir.resolve("b");
+            Path disk = qcow2("disk.qcow2", "0x42");
+            Shell.vimgfs(storeA, "import", disk.toString(), "cirros:0.6.2").ok();
+            String manifestHex = manifestDigest(storeA, "cirros:0.6.2");
+
+            // htpasswd Basic: no credentials is refused with the way out; with them, byte-identical.
+            Path htpasswd = dir.resolve("htpasswd");
+            Files.writeString(htpasswd, Shell.run("htpasswd", "-Bbn", "alice", "s3cret").ok().out());
+            String basic = startRegistry("htpasswd", "  htpasswd:\n    realm: vimgfs-test\n    path: " + htpasswd + "\n");
+            refused(storeA, "authentication required", "push", "--tls-verify=false", "cirros:0.6.2", "docker://" + basic + "/vm/cirros:0.6.2");
+            refused(storeA, "refused the credentials", "push", "--tls-verify=false", "--creds", "alice:wrong", "cirros:0.6.2",
+                    "docker://" + basic + "/vm/cirros:0.6.2");
+            Shell.vimgfs(storeA, "push", "--tls-verify=false", "--creds", "alice:s3cret", "cirros:0.6.2",
+                    "docker://" + basic + "/vm/cirros:0.6.2").ok();
+            String raw = Shell.run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "alice:s3cret",
+                    "docker://" + basic + "/vm/cirros:0.6.2").ok().out();
+            assertEquals(Files.readString(storeA.resolve("blobs/sha256/" + manifestHex)), raw);
+            Path authFile = dir.resolve("auth.json");
+            Files.writeString(authFile, "{\"auths\":{\"" + basic + "\":{\"auth\":\""
+                    + java.util.Base64.getEncoder().encodeToString("alice:s3cret".getBytes()) + "\"}}}");
+            Shell.vimgfs(storeB, "pull", "--tls-verify=false", "--authfile", authFile.toString(),
+                    "docker://" + basic + "/vm/cirros:0.6.2", "cirros:0.6.2").ok();
+            assertEquals(manifestHex, manifestDigest(storeB, "cirros:0.6.2"));
+            assertEquals(Shell.sha256(disk), ls(storeB).lines().filter(l -> l.startsWith("cirros:0.6.2 ")).findFirst()
+                    .orElseThrow().split("\\s+")[1]);
+            // $REGISTRY_AUTH_FILE, and a second push finds every blob there already (HEAD) and still succeeds.
+            Shell.Result again = Shell.run(Shell.DEFAULT_TIMEOUT, Map.of("REGISTRY_AUTH_FILE", authFile.toString()),
+                    List.of(Shell.java(), "-jar", Shell.jar().toString(), "--store", storeA.toString(), "push",
+                            "--tls-verify=false", "cirros:0.6.2", "docker://" + basic + "/vm/cirros:again"));
+            assertEquals(0, again.exit(), again.err());
+
+            // Bearer tokens from our token server; containerDisk format, pulled back to the same disk digest.
+            int tokenPort = freePort();
+            Path bundle = dir.resolve("token-bundle.pem");
+            Path tokenLog = dir.resolve("token.log");
+            start(List.of("python3", resource("token-server.py").toString(), Integer.toString(tokenPort), bundle.toString(),
+                    "vimgfs-test", "vimgfs-test-issuer", "bob", "t0ken", tokenLog.toString()));
+            for (int i = 0; i < 200 && !Files.exists(bundle); i++) {
+                Thread.sleep(50);
+            }
+            String bearer = startRegistry("token", "  token:\n    realm: http://127.0.0.1:" + tokenPort + "/token\n"
+                    + "    service: vimgfs-test\n    issuer: vimgfs-test-issuer\n    rootcertbundle: " + bundle + "\n");
+            refused(storeA, "authentication required", "push", "--tls-verify=false", "cirros:0.6.2", "docker://" + bearer + "/vm/cirros:1");
+            Shell.vimgfs(storeA, "push", "--tls-verify=false", "--creds", "bob:t0ken", "--format", "containerdisk",
+                    "cirros:0.6.2", "docker://" + bearer + "/kubevirt/cirros:1").ok();
+            Shell.vimgfs(storeA, "push", "--tls-verify=false", "--creds", "bob:t0ken", "cirros:0.6.2",
+                    "docker://" + bearer + "/vm/cirros:1").ok();
+            Path storeC = dir.resolve("c");
+            // The vimgfs artifact first: a disk already stored keeps the manifest it was placed with.
+            Shell.vimgfs(storeC, "pull", "--tls-verify=false", "--creds", "bob:t0ken", "docker://" + bearer + "/vm/cirros:1", "vm:1").ok();
+            Shell.vimgfs(storeC, "pull", "--tls-verify=false", "--creds", "bob:t0ken", "docker://" + bearer + "/kubevirt/cirros:1", "cd:1").ok();
+            assertTrue(ls(storeC).contains("cd:1 " + Shell.sha256(disk)), ls(storeC));
+            assertEquals(manifestHex, manifestDigest(storeC, "vm:1"));
+            assertTrue(Files.readString(tokenLog).contains("scope=repository%3Akubevirt%2Fcirros%3Apull%2Cpush"),
+                    Files.readString(tokenLog));
+
+            // The containerDisk layer is what KubeVirt expects: disk/disk.img, 107:107, 0444.
+            Path copied = dir.resolve("copied");
+            Shell.run("skopeo", "copy", "--src-tls-verify=false", "--src-creds", "bob:t0ken",
+                    "docker://" + bearer + "/kubevirt/cirros:1", "dir:" + copied).ok();
+            JsonNode manifest = JSON.readTree(copied.resolve("manifest.json").toFile());
+            String layer = manifest.path("layers").get(0).path("digest").asText().substring("sha256:".length());
+            String listing = Shell.run("tar", "-tvzf", copied.resolve(layer).toString(), "--numeric-owner").ok().out();
+            assertTrue(listing.lines().anyMatch(l -> l.startsWith("-r--r--r-- 107/107") && l.endsWith(" disk/disk.img")), listing);
+            assertTrue(Shell.vimgfs(storeC, "fsck").ok().out().contains("clean"));
+        } finally {
+            stopAll();
+        }
+    }
+
+    // ---- fixtures ------------------------------------------------------------------------
+
+    private Path qcow2(String name, String pattern) {
+        Path image = dir.resolve(name);
+        Shell.run("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), "16M").ok();
+        Shell.run("qemu-io", "-c", "write -P " + pattern + " 0 1M", image.toString()).ok();
+        return image;
+    }
+
+    private Path empty() throws IOException {
+        Path file = dir.resolve("empty-" + System.nanoTime());
+        Files.createFile(file);
+        return file;
+    }
+
+    /** A layer file: a tar of the given paths, compressed by the given filter; with its diff ID. */
+    private record Layer(Path file, String diffId, String mediaType) {
+    }
+
+    private Layer layer(String name, Map<String, Path> entries, String compressor) throws IOException {
+        Path root = dir.resolve("root-" + name);
+        for (Map.Entry<String, Path> e : entries.entrySet()) {
+            Path target = root.resolve(e.getKey());
+            Files.createDirectories(target.getParent());
+            Files.copy(e.getValue(), target);
+        }
+        Path tar = dir.resolve(name + ".tar");
+        Shell.run("tar", "--owner=107", "--group=107", "--sort=name", "-cf", tar.toString(), "-C", root.toString(), ".").ok();
+        Path compressed = dir.resolve(name + ".tar.c");
+        Shell.sh(compressor + " < " + tar + " > " + compressed).ok();
+        String type = compressor.startsWith("zstd") ? "application/vnd.oci.image.layer.v1.tar+zstd"
+                : "application/vnd.oci.image.layer.v1.tar+gzip";
+        return new Layer(compressed, "sha256:" + Shell.sha256(tar), type);
+    }
+
+    /** An OCI layout with one image of the given layers, tagged "image". */
+    private Path containerDisk(String name, List<Layer> layers) throws IOException {
+        Path layout = dir.resolve("layout-" + name);
+        ObjectNode config = JSON.createObjectNode().put("architecture", "amd64").put("os", "linux");
+        ArrayNode diffIds = config.putObject("rootfs").put("type", "layers").putArray("diff_ids");
+        ObjectNode manifest = JSON.createObjectNode().put("schemaVersion", 2)
+                .put("mediaType", "application/vnd.oci.image.manifest.v1+json");
+        ArrayNode layerArray = JSON.createArrayNode();
+        for (Layer layer : layers) {
+            diffIds.add(layer.diffId());
+            layerArray.add(blob(layout, Files.readAllBytes(layer.file()), layer.mediaType()));
+        }
+        manifest.set("config", blob(layout, JSON.writeValueAsBytes(config), "application/vnd.oci.image.config.v1+json"));
+        manifest.set("layers", layerArray);
+        writeIndex(layout, blob(layout, JSON.writeValueAsBytes(manifest), "application/vnd.oci.image.manifest.v1+json"));
+        return layout;
+    }
+
+    private record MachineDisk(String diskType, String arch, Path compressed) {
+    }
+
+    private Path compress(Path file, String compressor, String title) {
+        Path out = dir.resolve(title);
+        Shell.sh(compressor + " < " + file + " > " + out).ok();
+        return out;
+    }
+
+    /** An OCI layout whose "image" is an index of single-layer artifacts, as podman's machine-os images are. */
+    private Path machineOsIndex(List<MachineDisk> disks) throws IOException {
+        Path layout = dir.resolve("layout-machine-os");
+        ObjectNode index = JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", "application/vnd.oci.image.index.v1+json");
+        ArrayNode manifests = index.putArray("manifests");
+        for (MachineDisk disk : disks) {
+            ObjectNode layer = blob(layout, Files.readAllBytes(disk.compressed()), "application/zstd");
+            layer.putObject("annotations").put("org.opencontainers.image.title", disk.compressed().getFileName().toString());
+            ObjectNode manifest = JSON.createObjectNode().put("schemaVersion", 2)
+                    .put("mediaType", "application/vnd.oci.image.manifest.v1+json")
+                    .put("artifactType", "application/x-qemu-disk");
+            manifest.set("config", blob(layout, "{}".getBytes(), "application/vnd.oci.empty.v1+json"));
+            manifest.putArray("layers").add(layer);
+            manifest.putObject("annotations").put("disktype", disk.diskType());
+            ObjectNode descriptor = blob(layout, JSON.writeValueAsBytes(manifest), "application/vnd.oci.image.manifest.v1+json");
+            descriptor.putObject("platform").put("architecture", disk.arch()).put("os", "linux");
+            descriptor.putObject("annotations").put("disktype", disk.diskType());
+            manifests.add(descriptor);
+        }
+        writeIndex(layout, blob(layout, JSON.writeValueAsBytes(index), "application/vnd.oci.image.index.v1+json"));
+        return layout;
+    }
+
+    private static ObjectNode blob(Path layout, byte[] content, String mediaType) throws IOException {
+        Path blobs = Files.createDirectories(layout.resolve("blobs/sha256"));
+        String hex = sha256(content);
+        Files.write(blobs.resolve(hex), content);
+        return JSON.createObjectNode().put("mediaType", mediaType).put("digest", "sha256:" + hex).put("size", content.length);
+    }
+
+    private static void writeIndex(Path layout, ObjectNode descriptor) throws IOException {
+        descriptor.putObject("annotations").put("org.opencontainers.image.ref.name", "image");
+        ObjectNode index = JSON.createObjectNode().put("schemaVersion", 2);
+        index.putArray("manifests").add(descriptor);
+        Files.write(layout.resolve("index.json"), JSON.writeValueAsBytes(index));
+        Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+    }
+
+    private static String sha256(byte[] content) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(content));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static void skopeoPush(Path layout, String destination, List<String> extra) {
+        List<String> command = new ArrayList<>(List.of("skopeo", "copy", "--dest-tls-verify=false"));
+        command.addAll(extra);
+        command.addAll(List.of("oci:" + layout + ":image", "docker://" + destination));
+        Shell.run(Shell.DEFAULT_TIMEOUT, Map.of(), command).ok();
+    }
+
+    private static void skopeoPushAll(Path layout, String destination) {
+        skopeoPush(layout, destination, List.of("--all"));
+    }
+
+    // ---- servers -------------------------------------------------------------------------
+
+    /** Starts docker-registry on a free loopback port with the given auth section; returns 127.0.0.1:PORT. */
+    private String startRegistry(String name, String auth) throws Exception {
+        int port = freePort();
+        Path config = dir.resolve("registry-" + name + ".yml");
+        Files.writeString(config, "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
+                + dir.resolve("registry-" + name) + "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" + port
+                + "\n  secret: vimgfs-test\n" + (auth.isEmpty() ? "" : "auth:\n" + auth));
+        start(List.of("docker-registry", "serve", config.toString()));
+        waitFor("http://127.0.0.1:" + port + "/v2/");
+        return "127.0.0.1:" + port;
+    }
+
+    private void start(List<String> command) throws IOException {
+        started.add(new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("server-" + started.size() + ".log").toFile()).start());
+    }
+
+    private void stopAll() throws InterruptedException {
+        for (Process process : started) {
+            process.destroy();
+            if (!process.waitFor(5, TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+            }
+        }
+        started.clear();
+    }
+
+    private static void waitFor(String url) throws Exception {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
+        for (int i = 0; i < 200; i++) {
+            try {
+                http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.discarding());
+                return;
+            } catch (IOException e) {
+                Thread.sleep(50);
+            }
+        }
+        throw new AssertionError("nothing answered at " + url);
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
+            return socket.getLocalPort();
+        }
+    }
+
+    private static Path resource(String name) throws Exception {
+        return Path.of(RegistryTest.class.getClassLoader().getResource(name).toURI());
+    }
+
+    // ---- the store -----------------------------------------------------------------------
+
+    private static String ls(Path store) {
+        return Shell.vimgfs(store, "ls").ok().out().lines().map(l -> String.join(" ", l.trim().split("\\s+")))
+                .reduce("", (a, b) -> a + b + "\n");
+    }
+
+    private static void refused(Path store, String expected, String... args) {
+        Shell.Result result = Shell.vimgfs(store, args);
+        assertEquals(1, result.exit(), "expected exit 1 from " + List.of(args) + ": " + result.out() + result.err());
+        assertTrue(result.err().contains(expected), "expected '" + expected + "' in: " + result.err());
+        assertEquals(1, result.err().strip().lines().count(), "one line: " + result.err());
+    }
+
+    private static int blobCount(Path store) throws IOException {
+        try (var blobs = Files.list(store.resolve("blobs/sha256"))) {
+            return (int) blobs.count();
+        }
+    }
+
+    private static String manifestDigest(Path store, String name) throws IOException {
+        for (JsonNode descriptor : JSON.readTree(store.resolve("index.json").toFile()).path("manifests")) {
+            if (name.equals(descriptor.path("annotations").path("org.opencontainers.image.ref.name").asText())) {
+                return descriptor.path("digest").asText().substring("sha256:".length());
+            }
+        }
+        throw new AssertionError(name + " is not in " + store);
+    }
+}

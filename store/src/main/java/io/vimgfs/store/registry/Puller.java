@@ -1,0 +1,226 @@
+package io.vimgfs.store.registry;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vimgfs.store.Digest;
+import io.vimgfs.store.DigestMismatchException;
+import io.vimgfs.store.ImageInfo;
+import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.InvalidNameException;
+import io.vimgfs.store.Reference;
+import io.vimgfs.store.Upload;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+
+/**
+ * {@code vimgfs pull} from a registry: reads the manifest (choosing from an index by platform and
+ * disk type), tells what kind of image it is, and streams its disk into an upload that the store
+ * places (probed and checked as {@code incoming/} does). vimgfs artifacts are stored byte for
+ * byte; KubeVirt containerDisks have their layers applied and the one file under {@code disk/}
+ * placed; podman machine-os disks are decompressed by file name. Nothing is placed unless every
+ * byte matched its descriptor.
+ */
+public final class Puller {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What to pick from an index: an architecture (either spelling) and a machine-os disk type. */
+    public record Choice(String arch, String diskType) {
+        public Choice {
+            arch = normaliseArch(arch);
+        }
+
+        /** The host's architecture, as OCI platforms name it. */
+        public static String hostArch() {
+            return normaliseArch(System.getProperty("os.arch"));
+        }
+    }
+
+    private final ImageStore store;
+    private final RegistryClient.Options options;
+    private final CredentialLookup credentials;
+    private final TransferProgress progress;
+
+    public Puller(ImageStore store, RegistryClient.Options options, CredentialLookup credentials, TransferProgress progress) {
+        this.store = store;
+        this.options = options;
+        this.credentials = credentials;
+        this.progress = progress;
+    }
+
+    static String normaliseArch(String arch) {
+        return switch (arch.toLowerCase(Locale.ROOT)) {
+            case "x86_64", "x86-64", "amd64" -> "amd64";
+            case "aarch64", "arm64" -> "arm64";
+            case "ppc64le", "ppc64el" -> "ppc64le";
+            default -> arch.toLowerCase(Locale.ROOT);
+        };
+    }
+
+    /** Pulls {@code source} and names it {@code name}. */
+    public ImageInfo pull(RegistryReference source, Reference name, Choice choice) throws IOException {
+        String display = source.toString();
+        RegistryClient client = RegistryClient.forRegistry(source, options, credentials);
+        RegistryClient.Manifest manifest = client.manifest(source.repository(), source.manifestReference(), display);
+        JsonNode tree = parse(manifest.bytes(), display);
+        Optional<JsonNode> chosen = Optional.empty();
+        if (MediaTypes.isIndex(mediaType(manifest, tree)) || tree.has("manifests")) {
+            chosen = Optional.of(choose(tree, choice, display));
+            Digest child = digest(chosen.get(), display);
+            manifest = client.manifest(source.repository(), child.toString(), display);
+            if (manifest.bytes().length != chosen.get().path("size").asLong(-1)) {
+                throw new RegistryException(RegistryException.Kind.DIGEST_MISMATCH, display + ": manifest " + child
+                        + " is not the size its index says");
+            }
+            tree = parse(manifest.bytes(), display);
+        }
+        if (tree.path("schemaVersion").asInt() != 2 || !tree.path("layers").isArray()) {
+            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": not an OCI or Docker v2 image manifest");
+        }
+        if (MediaTypes.VIMGFS_ARTIFACT.equals(tree.path("artifactType").asText())) {
+            return pullArtifact(client, source, manifest, tree, name, display);
+        }
+        boolean machineOs = chosen.map(c -> c.path("annotations").has(MediaTypes.DISK_TYPE)).orElse(false)
+                || tree.path("annotations").has(MediaTypes.DISK_TYPE)
+                || tree.path("layers").size() == 1 && tree.path("layers").get(0).path("annotations").has(MediaTypes.TITLE)
+                        && !tree.path("layers").get(0).path("mediaType").asText().contains("tar");
+        return machineOs ? pullMachineDisk(client, source, tree, name, display)
+                : pullContainerDisk(client, source, tree, name, display);
+    }
+
+    private ImageInfo pullArtifact(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
+            JsonNode tree, Reference name, String display) throws IOException {
+        JsonNode layers = tree.path("layers");
+        if (layers.size() != 1) {
+            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": a vimgfs image has one layer, this has "
+                    + layers.size());
+        }
+        Digest layer = digest(layers.get(0), display);
+        long size = layers.get(0).path("size").asLong(-1);
+        if (name.pin().isPresent() && !name.pin().get().equals(layer)) {
+            throw new DigestMismatchException(name.pin().get(), layer); // known from the manifest: transfer nothing
+        }
+        if (store.image(layer).isPresent()) {
+            progress.begin("pull", 0);
+            return store.tag(layer.toString(), name.name()); // the disk is here already: only the name is new
+        }
+        JsonNode configDescriptor = tree.path("config");
+        byte[] config = client.smallBlob(source.repository(), digest(configDescriptor, display),
+                configDescriptor.path("size").asLong(-1), display);
+        progress.begin("pull", size);
+        Upload upload = store.beginUpload();
+        try {
+            ResumableBody blob = client.openBlob(source.repository(), layer, size, progress::advance, display);
+            try (blob) {
+                DiskWriter.copy(blob, upload);
+                blob.drain();
+            }
+            return store.placeArtifact(upload, manifest.bytes(), config, name);
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    private ImageInfo pullMachineDisk(RegistryClient client, RegistryReference source, JsonNode tree, Reference name,
+            String display) throws IOException {
+        JsonNode layers = tree.path("layers");
+        if (layers.size() != 1) {
+            throw new RegistryException(RegistryException.Kind.NO_DISK, display + ": a machine-os disk artifact has one "
+                    + "layer, this has " + layers.size());
+        }
+        JsonNode layer = layers.get(0);
+        String title = layer.path("annotations").path(MediaTypes.TITLE).asText("");
+        long size = layer.path("size").asLong(-1);
+        progress.begin("pull", size);
+        Upload upload = store.beginUpload();
+        try {
+            ResumableBody blob = client.openBlob(source.repository(), digest(layer, display), size,
+                    progress::advance, display);
+            try (blob) {
+                DiskWriter.copy(Decompression.byName(title, blob), upload);
+                blob.drain();
+            }
+            return store.place(upload, name);
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    private ImageInfo pullContainerDisk(RegistryClient client, RegistryReference source, JsonNode tree, Reference name,
+            String display) throws IOException {
+        long total = 0;
+        for (JsonNode layer : tree.path("layers")) {
+            String type = layer.path("mediaType").asText();
+            if (!type.contains("tar") && !type.contains("rootfs.diff")) {
+                throw new RegistryException(RegistryException.Kind.NO_DISK, display + ": no disk in this image: layer "
+                        + layer.path("digest").asText() + " is " + type + ", not a filesystem layer; vimgfs pulls vimgfs "
+                        + "images, KubeVirt containerDisks and podman machine-os disks");
+            }
+            total += layer.path("size").asLong(0);
+        }
+        progress.begin("pull", total);
+        try (ContainerDiskLayers disk = new ContainerDiskLayers(store, display)) {
+            for (JsonNode layer : tree.path("layers")) {
+                ResumableBody blob = client.openBlob(source.repository(), digest(layer, display),
+                        layer.path("size").asLong(-1), progress::advance, display);
+                try (blob) {
+                    disk.apply(Decompression.byMagic(blob));
+                    blob.drain();
+                }
+            }
+            return store.place(disk.theDisk(), name);
+        }
+    }
+
+    /** The index entry for the wanted platform (and disk type, for machine-os indexes). */
+    private static JsonNode choose(JsonNode index, Choice choice, String display) throws RegistryException {
+        boolean byDiskType = false;
+        for (JsonNode child : index.path("manifests")) {
+            byDiskType |= child.path("annotations").has(MediaTypes.DISK_TYPE);
+        }
+        List<String> offered = new ArrayList<>();
+        for (JsonNode child : index.path("manifests")) {
+            JsonNode platform = child.path("platform");
+            String arch = platform.has("architecture") ? normaliseArch(platform.path("architecture").asText()) : "";
+            String diskType = child.path("annotations").path(MediaTypes.DISK_TYPE).asText("");
+            offered.add((byDiskType ? diskType + "/" : "") + (arch.isEmpty() ? "any" : arch));
+            boolean archMatches = arch.isEmpty() || arch.equals(choice.arch());
+            boolean diskMatches = !byDiskType || diskType.equals(choice.diskType());
+            boolean os = !platform.has("os") || platform.path("os").asText().equals("linux");
+            if (archMatches && diskMatches && os) {
+                return child;
+            }
+        }
+        throw new RegistryException(RegistryException.Kind.NO_DISK, display + ": no disk for " + (byDiskType
+                ? "--disktype " + choice.diskType() + " " : "") + "--arch " + choice.arch() + " in this index; it has "
+                + String.join(", ", offered));
+    }
+
+    private static String mediaType(RegistryClient.Manifest manifest, JsonNode tree) {
+        return tree.path("mediaType").asText(manifest.mediaType());
+    }
+
+    private static JsonNode parse(byte[] bytes, String display) throws RegistryException {
+        try {
+            JsonNode tree = JSON.readTree(bytes);
+            if (tree != null && tree.isObject()) {
+                return tree;
+            }
+        } catch (IOException e) {
+            // fall through to the refusal
+        }
+        throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": the registry sent a manifest that is "
+                + "not a JSON object");
+    }
+
+    private static Digest digest(JsonNode descriptor, String display) throws RegistryException {
+        try {
+            return Digest.parse(descriptor.path("digest").asText());
+        } catch (InvalidNameException e) {
+            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": a descriptor has digest '"
+                    + descriptor.path("digest").asText() + "': " + e.rule());
+        }
+    }
+}
