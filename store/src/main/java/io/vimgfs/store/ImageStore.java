@@ -82,7 +82,7 @@ public final class ImageStore implements Closeable {
         Path absolute = root.toAbsolutePath().normalize();
         BlobFiles files = new BlobFiles(absolute);
         refuseForeignDirectory(files);
-        files.createDirectories();
+        files.createDirectories(options.audience());
         StoreLock lock = StoreLock.open(files.workDir().resolve("lock"));
         ImageStore store = new ImageStore(files, options, lock);
         try {
@@ -380,7 +380,8 @@ public final class ImageStore implements Closeable {
         }
         // Known content can lose its image before we hold the lock: then it is new again.
         ProbeResult probe = staged.probe() != null ? staged.probe() : probe(staged.upload().channel(), staged.size());
-        files.install(staged.upload().file(), staged.digest());
+        files.install(staged.upload().file(), staged.digest(),
+                Optional.of(new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing)));
         files.syncBlobDir();
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
         image = writeMetadata(staged.digest(), staged.size(), probe, backing);
@@ -550,6 +551,36 @@ public final class ImageStore implements Closeable {
         });
     }
 
+    /**
+     * Brings the blobs of a store written by an older vimgfs (or copied without attributes) up
+     * to date: every blob immutable and mode 0444, every layer with its {@code user.vimgfs.*}
+     * xattrs. Touches only blobs lacking them (one ioctl for each that has them); the mount calls
+     * this before it serves. Returns how many blobs it changed.
+     */
+    public int sealBlobs() throws IOException {
+        return lock.exclusive(() -> {
+            reloadIfChanged();
+            return files.sealAll(layerAttributes());
+        });
+    }
+
+    /**
+     * Which blobs some process on the host has open (by digest: an image's is its layer), and who: a scan of
+     * every {@code /proc/PID/fd}, as {@code fuser} does. Root sees every process; another user only
+     * its own. Costs one readlink per open descriptor on the host.
+     */
+    public Map<Digest, List<ImageHolder>> openImages() throws IOException {
+        return OpenImages.of(files).scan();
+    }
+
+    private Map<Digest, BlobAttributes> layerAttributes() {
+        Map<Digest, BlobAttributes> layers = new HashMap<>();
+        for (StoredImage image : current.catalog().images()) {
+            layers.put(image.layer(), BlobAttributes.of(image));
+        }
+        return layers;
+    }
+
     /** Total bytes an fsck hashes, for a progress bar. */
     public long fsckBytes() throws IOException {
         return new StoreChecker(files).bytesToHash();
@@ -577,6 +608,11 @@ public final class ImageStore implements Closeable {
                 repairs.add("deleted corrupt blob " + corrupt);
             }
             current = load();
+            Map<Digest, BlobAttributes> layers = layerAttributes();
+            for (Digest unsealed : result.unsealed()) {
+                files.seal(files.blob(unsealed), Optional.ofNullable(layers.get(unsealed)));
+                repairs.add("made blob " + unsealed + " immutable");
+            }
             for (GcReport.Removal removal : collector.collect(current.catalog(), false).removals()) {
                 repairs.add("removed " + files.root().relativize(removal.file()) + ": " + removal.reason());
             }
