@@ -84,11 +84,13 @@ final class BlobFiles {
      */
     void createDirectories(Optional<StoreAudience> audience) throws IOException {
         boolean created = !Files.exists(layoutFile());
-        Files.createDirectories(blobs);
-        Files.createDirectories(staging);
-        Optional<StoreAudience> policy = audience.isPresent() || !created ? audience : Optional.of(new StoreAudience.Private());
+        Optional<StoreAudience> wanted = audience.isPresent() || !created ? audience : Optional.of(new StoreAudience.Private());
+        Optional<StorePermissions> policy = wanted.isPresent()
+                ? Optional.of(StorePermissions.of(root, wanted.get())) : Optional.empty();
+        Files.createDirectories(blobs, StorePermissions.privateDirectory()); // private until the policy says more
+        Files.createDirectories(staging, StorePermissions.privateDirectory());
         if (policy.isPresent()) {
-            StorePermissions.apply(this, policy.get());
+            policy.get().apply(this);
         } else {
             StorePermissions.restrictWorkDir(this);
         }

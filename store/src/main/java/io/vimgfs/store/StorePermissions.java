@@ -26,7 +26,20 @@ final class StorePermissions {
     private static final Set<PosixFilePermission> GROUP_DIR = PosixFilePermissions.fromString("rwxr-x---");
     private static final Set<PosixFilePermission> EVERYONE_DIR = PosixFilePermissions.fromString("rwxr-xr-x");
 
-    private StorePermissions() {
+    private final GroupPrincipal group;
+    private final Set<PosixFilePermission> directoryMode;
+
+    private StorePermissions(GroupPrincipal group, Set<PosixFilePermission> directoryMode) {
+        this.group = group;
+        this.directoryMode = directoryMode;
+    }
+
+    /** The policy of an audience; a group is looked up now, so an unknown one fails before anything is made. */
+    static StorePermissions of(Path root, StoreAudience audience) throws IOException {
+        if (audience instanceof StoreAudience.Group named) {
+            return new StorePermissions(lookup(root, named.name()), GROUP_DIR);
+        }
+        return new StorePermissions(null, audience instanceof StoreAudience.Everyone ? EVERYONE_DIR : PRIVATE_DIR);
     }
 
     /** For creating a staging or log file 0600 from the start (the umask can only take bits away). */
@@ -34,17 +47,19 @@ final class StorePermissions {
         return PosixFilePermissions.asFileAttribute(PRIVATE_FILE);
     }
 
+    /** For creating a directory 0700 from the start. */
+    static FileAttribute<Set<PosixFilePermission>> privateDirectory() {
+        return PosixFilePermissions.asFileAttribute(PRIVATE_DIR);
+    }
+
     /** Gives the directories on the way to blobs the audience's modes (and group); narrows as well as widens. */
-    static void apply(BlobFiles files, StoreAudience audience) throws IOException {
-        GroupPrincipal group = audience instanceof StoreAudience.Group named ? lookup(files.root(), named.name()) : null;
-        Set<PosixFilePermission> mode = group != null ? GROUP_DIR
-                : audience instanceof StoreAudience.Everyone ? EVERYONE_DIR : PRIVATE_DIR;
+    void apply(BlobFiles files) throws IOException {
         for (Path dir : List.of(files.root(), files.root().resolve("blobs"), files.blobDir())) {
             PosixFileAttributeView view = Files.getFileAttributeView(dir, PosixFileAttributeView.class, LinkOption.NOFOLLOW_LINKS);
             if (group != null) {
                 view.setGroup(group); // before the mode: until then the old group has no access
             }
-            view.setPermissions(mode);
+            view.setPermissions(directoryMode);
         }
         restrictWorkDir(files);
     }
