@@ -225,6 +225,9 @@ public final class VimgFs implements Closeable {
         OpenFile open = handles.remove(handle);
         if (open instanceof OpenFile.ImageHandle image) {
             image.channel().close();
+            if (store.image(image.digest()).isEmpty()) {
+                store.collectIfUnused(image.digest()); // kept while we had it open; gone now unless others do
+            }
         } else if (open instanceof OpenFile.UploadHandle upload && upload.file().closed()
                 && upload.file().abandonIfEmpty()) {
             incoming.forget(upload.file());

@@ -92,6 +92,15 @@ final class GarbageCollector {
         delete(removals);
     }
 
+    /** Deletes one blob if the catalog no longer reaches it and no process has it open. */
+    boolean collectIfUnused(Catalog catalog, Digest digest) throws IOException {
+        if (!files.exists(digest) || mark(catalog).contains(digest) || !openAmong(List.of(digest)).isEmpty()) {
+            return false;
+        }
+        delete(List.of(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name and was closed")));
+        return true;
+    }
+
     /** The candidates some process has open: one /proc scan, and none when there are no candidates. */
     private Map<Digest, List<ImageHolder>> openAmong(Collection<Digest> candidates) throws IOException {
         if (candidates.isEmpty()) {

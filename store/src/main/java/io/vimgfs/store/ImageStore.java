@@ -540,6 +540,18 @@ public final class ImageStore implements Closeable {
         });
     }
 
+    /**
+     * Deletes a blob that lost its image while some process had it open, once nothing references
+     * it and no one (this process included) has it open any more; otherwise leaves it for a later
+     * gc. The mount calls this when it closes its own descriptor on an image that has no names.
+     */
+    public boolean collectIfUnused(Digest digest) throws IOException {
+        return lock.exclusive(() -> {
+            reloadIfChanged();
+            return collector.collectIfUnused(current.catalog(), digest);
+        });
+    }
+
     /** Removes staging files whose writer is gone (done at every mount). */
     public List<GcReport.Removal> removeStaleStaging() throws IOException {
         return lock.exclusive(() -> {

@@ -101,6 +101,24 @@ class OpenImagesTest {
         assertTrue(store.fsck(false, n -> { }).clean());
     }
 
+    @Test
+    void collectIfUnusedDeletesAKeptBlobOnlyOnceNoOneHasItOpen() throws Exception {
+        ImageInfo image = importAs("a.img", bytes("a", MIB), "a:1");
+        Path layer = blob(root, image.digest().hex());
+        holdOpen(image.digest());
+        try (java.nio.channels.FileChannel ours = store.openImage(image.digest())) { // as a data=fuse mount does
+            store.untag(ImageName.parse("a:1"));
+            ours.close();
+            assertFalse(store.collectIfUnused(image.digest()), "the child still has it");
+        }
+        stopHolder();
+        awaitClosed(image.digest());
+
+        assertTrue(store.collectIfUnused(image.digest()));
+        assertFalse(Files.exists(layer));
+        assertFalse(store.collectIfUnused(image.digest()), "already gone");
+    }
+
     /** Starts a shell that keeps the blob on descriptor 3 while it sleeps; returns the holders /proc shows. */
     private List<ImageHolder> holdOpen(Digest digest) throws Exception {
         Path blob = blob(root, digest.hex());
