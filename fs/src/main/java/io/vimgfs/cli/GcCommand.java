@@ -32,6 +32,9 @@ final class GcCommand implements Callable<Integer> {
                 out.printf("%s %s (%s): %s%n", dryRun ? "would remove" : "removed",
                         store.root().relativize(removal.file()), ByteSizes.format(removal.bytes()), removal.reason());
             }
+            for (GcReport.Kept kept : report.kept()) {
+                out.printf("%s %s%n", store.root().relativize(kept.file()), kept.reason());
+            }
             out.printf("%s %d files, %s%n", dryRun ? "would free" : "freed", report.removals().size(),
                     ByteSizes.format(report.bytes()));
             return 0;

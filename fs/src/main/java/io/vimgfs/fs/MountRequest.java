@@ -42,6 +42,9 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
                 throw new IllegalArgumentException("-o " + option + ": group is a group name (libvirt-qemu, kvm) or a gid");
             }
         }
+        if (options.stream().anyMatch(o -> o.startsWith(GROUP)) && !options.contains("allow_other")) {
+            throw new IllegalArgumentException("-o group=… needs allow_other: without it no other user can use the mount");
+        }
         options = List.copyOf(options);
     }
 

@@ -1,6 +1,7 @@
 package io.vimgfs.fs;
 
 import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.StoreAudience;
 import io.vimgfs.store.StoreOptions;
 import java.io.Closeable;
 import java.io.IOException;
@@ -69,17 +70,32 @@ public final class Mounter {
         }
     }
 
+    /**
+     * Who may read the store's blobs follows who may use the mount: root alone without
+     * allow_other, the {@code group=} with it, else every local user (QEMU opens the blobs itself).
+     */
+    private static StoreAudience audience(MountRequest request) {
+        if (!request.allowOther()) {
+            return new StoreAudience.Private();
+        }
+        return request.group().<StoreAudience>map(StoreAudience.Group::new).orElseGet(StoreAudience.Everyone::new);
+    }
+
     /** Mounts and blocks until unmounted. Returns normally after a clean unmount. */
     public static void runForeground(MountRequest request) throws IOException {
         preflight(request);
         Path mountpoint = request.mountpoint().toAbsolutePath().normalize();
-        StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint));
+        StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint)).withAudience(audience(request));
         String fsName = request.store().toAbsolutePath().normalize().toString();
         CompletableFuture<FuseAdapter> binding = CompletableFuture.supplyAsync(
                 () -> new FuseAdapter(fsName, Identity.uid(), Identity.gid()));
         CompletableFuture<FuseLoop> loop = CompletableFuture.supplyAsync(FuseLoop::new);
         try (ImageStore store = ImageStore.open(request.store(), options);
              Closeable claim = store.claimMount(mountpoint)) {
+            int sealed = store.sealBlobs();
+            if (sealed > 0) {
+                LOG.log(System.Logger.Level.INFO, "made " + sealed + " blob(s) of an older store immutable, with their attributes");
+            }
             int stale = store.removeStaleStaging().size();
             if (stale > 0) {
                 LOG.log(System.Logger.Level.INFO, "removed " + stale + " staging file(s) left by interrupted uploads");

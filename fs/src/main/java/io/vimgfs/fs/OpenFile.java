@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageStore;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -39,8 +40,11 @@ sealed interface OpenFile {
     /** At unmount: let go of whatever the handle holds. */
     void closeAtUnmount();
 
-    /** An image opened for reading ({@code -o data=fuse}); its channel stays readable after the image is removed. */
-    record ImageHandle(Attr attributes, FileChannel channel) implements OpenFile {
+    /**
+     * An image opened for reading ({@code -o data=fuse}); its channel stays readable after the
+     * image is removed, and its blob is kept until then (the daemon's descriptor counts as in use).
+     */
+    record ImageHandle(Attr attributes, FileChannel channel, Digest digest, ImageStore store) implements OpenFile {
         private static final System.Logger LOG = System.getLogger(ImageHandle.class.getName());
 
         @Override
@@ -61,6 +65,9 @@ sealed interface OpenFile {
         @Override
         public void release() throws IOException {
             channel.close();
+            if (store.image(digest).isEmpty()) {
+                store.collectIfUnused(digest); // removed while we read it: gone now, unless someone else has it open
+            }
         }
 
         @Override

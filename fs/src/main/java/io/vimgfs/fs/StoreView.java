@@ -67,7 +67,7 @@ final class StoreView {
     }
 
     OpenFile openImage(ImageInfo image) throws IOException {
-        return new OpenFile.ImageHandle(imageAttr(image), store.openImage(image.digest()));
+        return new OpenFile.ImageHandle(imageAttr(image), store.openImage(image.digest()), image.digest(), store);
     }
 
     byte[] xattr(ImageInfo image, String name) throws FsException {

@@ -132,6 +132,7 @@ class CommandLineTest {
         Path layer = store.resolve("blobs/sha256/" + Shell.sha256(disk));
         byte[] bytes = Files.readAllBytes(layer);
         bytes[100] ^= 1;
+        Shell.run("chattr", "-i", layer.toString()).ok(); // a placed blob is immutable, even for root
         Files.write(layer, bytes);
         Shell.Result check = Shell.vimgfs(store, "fsck");
         assertEquals(1, check.exit());

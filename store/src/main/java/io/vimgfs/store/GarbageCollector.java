@@ -14,15 +14,20 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
 
 /**
  * Finds and deletes what nothing references: blobs not reachable from index.json (through
  * manifests, configs and backing digests), staging files no live writer holds, and temporary
- * index files. Callers hold the store lock, so no commit is half done while it runs.
+ * index files. A blob some process has open is never deleted, referenced or not: VMs read blob
+ * files directly, so only {@code /proc} knows an image is in use ({@link OpenImages}; one scan
+ * per collection, and none when there is nothing to delete). Callers hold the store lock, so no
+ * commit is half done while it runs.
  */
 final class GarbageCollector {
     private static final System.Logger LOG = System.getLogger(GarbageCollector.class.getName());
@@ -37,20 +42,31 @@ final class GarbageCollector {
 
     GcReport collect(Catalog catalog, boolean dryRun) throws IOException {
         Set<Digest> live = mark(catalog);
-        List<GcReport.Removal> removals = new ArrayList<>();
+        List<Digest> unreferenced = new ArrayList<>();
         try (DirectoryStream<Path> blobs = Files.newDirectoryStream(files.blobDir())) {
             for (Path blob : blobs) {
                 String name = blob.getFileName().toString();
                 if (Digest.isHex64(name) && !live.contains(new Digest(name))) {
-                    removals.add(new GcReport.Removal(blob, sizeOf(blob), "not referenced by index.json or any image's backing"));
+                    unreferenced.add(new Digest(name));
                 }
+            }
+        }
+        Map<Digest, List<ImageHolder>> open = openAmong(unreferenced);
+        List<GcReport.Removal> removals = new ArrayList<>();
+        List<GcReport.Kept> kept = new ArrayList<>();
+        for (Digest digest : unreferenced) {
+            Path blob = files.blob(digest);
+            if (open.containsKey(digest)) {
+                kept.add(new GcReport.Kept(blob, open.get(digest)));
+            } else {
+                removals.add(new GcReport.Removal(blob, sizeOf(blob), "not referenced by index.json or any image's backing"));
             }
         }
         removals.addAll(staleWorkFiles());
         if (!dryRun) {
             delete(removals);
         }
-        return new GcReport(dryRun, removals);
+        return new GcReport(dryRun, removals, kept);
     }
 
     /** Deletes the blobs of images a change dropped, unless the new catalog still reaches them. */
@@ -63,11 +79,36 @@ final class GarbageCollector {
             candidates.addAll(List.of(image.manifest(), image.config(), image.layer()));
         }
         candidates.removeAll(mark(after));
+        Map<Digest, List<ImageHolder>> open = openAmong(candidates);
         List<GcReport.Removal> removals = new ArrayList<>();
         for (Digest digest : candidates) {
-            removals.add(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name"));
+            if (open.containsKey(digest)) {
+                LOG.log(System.Logger.Level.INFO, "store " + files.root() + ": keeping " + digest + ", its image lost its"
+                        + " last name but is open by " + open.get(digest) + "; a later gc deletes it once closed");
+            } else {
+                removals.add(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name"));
+            }
         }
         delete(removals);
+    }
+
+    /** Deletes one blob if the catalog no longer reaches it and no process has it open. */
+    boolean collectIfUnused(Catalog catalog, Digest digest) throws IOException {
+        if (!files.exists(digest) || mark(catalog).contains(digest) || !openAmong(List.of(digest)).isEmpty()) {
+            return false;
+        }
+        delete(List.of(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name and was closed")));
+        return true;
+    }
+
+    /** The candidates some process has open: one /proc scan, and none when there are no candidates. */
+    private Map<Digest, List<ImageHolder>> openAmong(Collection<Digest> candidates) throws IOException {
+        if (candidates.isEmpty()) {
+            return Map.of();
+        }
+        Map<Digest, List<ImageHolder>> open = new HashMap<>(OpenImages.of(files).scan());
+        open.keySet().retainAll(Set.copyOf(candidates));
+        return open;
     }
 
     /** Staging files whose writer is gone, and index files a crash left half-renamed. */
@@ -121,7 +162,7 @@ final class GarbageCollector {
     private void delete(Collection<GcReport.Removal> removals) throws IOException {
         boolean first = true;
         for (GcReport.Removal removal : removals) {
-            Files.deleteIfExists(removal.file());
+            files.delete(removal.file());
             if (first) {
                 crashHook.accept(CrashPoint.SWEEPING);
                 first = false;

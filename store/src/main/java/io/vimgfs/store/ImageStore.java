@@ -93,7 +93,7 @@ public final class ImageStore implements Closeable {
             store.current = store.load();
             return store;
         }
-        files.createDirectories();
+        files.createDirectories(options.audience());
         StoreLock lock = StoreLock.open(files.workDir().resolve("lock"), absolute);
         ImageStore store = new ImageStore(files, options, lock);
         try {
@@ -420,7 +420,8 @@ public final class ImageStore implements Closeable {
         }
         boolean newBlob = !files.exists(staged.digest());
         staged.upload().verifySealed(); // the bytes published are the bytes hashed
-        files.install(staged.upload().file(), staged.digest());
+        files.install(staged.upload().file(), staged.digest(),
+                Optional.of(new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing)));
         if (newBlob) {
             created.add(staged.digest());
         }
@@ -580,7 +581,8 @@ public final class ImageStore implements Closeable {
         }
         boolean newBlob = !files.exists(staged.digest());
         staged.upload().verifySealed(); // the bytes published are the bytes hashed
-        files.install(staged.upload().file(), staged.digest());
+        files.install(staged.upload().file(), staged.digest(),
+                Optional.of(new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing)));
         if (newBlob) {
             created.add(staged.digest());
         }
@@ -732,6 +734,18 @@ public final class ImageStore implements Closeable {
         });
     }
 
+    /**
+     * Deletes a blob that lost its image while some process had it open, once nothing references
+     * it and no one (this process included) has it open any more; otherwise leaves it for a later
+     * gc. The mount calls this when it closes its own descriptor on an image that has no names.
+     */
+    public boolean collectIfUnused(Digest digest) throws IOException {
+        return lock.exclusive("collect an unused blob", () -> {
+            reloadIfChanged();
+            return collector.collectIfUnused(current.catalog(), digest);
+        });
+    }
+
     /** Removes staging files whose writer is gone (done at every mount). */
     public List<GcReport.Removal> removeStaleStaging() throws IOException {
         return lock.exclusive("remove stale staging files", () -> {
@@ -741,6 +755,36 @@ public final class ImageStore implements Closeable {
             }
             return stale;
         });
+    }
+
+    /**
+     * Brings the blobs of a store written by an older vimgfs (or copied without attributes) up
+     * to date: every blob immutable and mode 0444, every layer with its {@code user.vimgfs.*}
+     * xattrs. Touches only blobs lacking them (one ioctl for each that has them); the mount calls
+     * this before it serves. Returns how many blobs it changed.
+     */
+    public int sealBlobs() throws IOException {
+        return lock.exclusive("seal its blobs", () -> {
+            reloadIfChanged();
+            return files.sealAll(layerAttributes());
+        });
+    }
+
+    /**
+     * Which blobs some process on the host has open (by digest: an image's is its layer), and who: a scan of
+     * every {@code /proc/PID/fd}, as {@code fuser} does. Root sees every process; another user only
+     * its own. Costs one readlink per open descriptor on the host.
+     */
+    public Map<Digest, List<ImageHolder>> openImages() throws IOException {
+        return OpenImages.of(files).scan();
+    }
+
+    private Map<Digest, BlobAttributes> layerAttributes() {
+        Map<Digest, BlobAttributes> layers = new HashMap<>();
+        for (StoredImage image : current.catalog().images()) {
+            layers.put(image.layer(), BlobAttributes.of(image));
+        }
+        return layers;
     }
 
     /** Total bytes an fsck hashes, for a progress bar. */
@@ -770,6 +814,11 @@ public final class ImageStore implements Closeable {
                 repairs.add("deleted corrupt blob " + corrupt);
             }
             current = load();
+            Map<Digest, BlobAttributes> layers = layerAttributes();
+            for (Digest unsealed : result.unsealed()) {
+                files.seal(files.blob(unsealed), Optional.ofNullable(layers.get(unsealed)));
+                repairs.add("made blob " + unsealed + " immutable");
+            }
             for (GcReport.Removal removal : collector.collect(current.catalog(), false).removals()) {
                 repairs.add("removed " + files.root().relativize(removal.file()) + ": " + removal.reason());
             }

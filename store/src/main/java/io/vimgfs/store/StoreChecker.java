@@ -15,11 +15,13 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.function.LongConsumer;
 
 /**
- * fsck: re-hashes every blob and checks every reference of index.json — manifests, configs,
- * layers and backing digests — reporting problems by digest. Callers hold the store lock.
+ * fsck: re-hashes every blob, checks that each is immutable, and checks every reference of
+ * index.json — manifests, configs, layers and backing digests — reporting problems by digest.
+ * Callers hold the store lock.
  */
 final class StoreChecker {
     private final BlobFiles files;
@@ -28,8 +30,12 @@ final class StoreChecker {
         this.files = files;
     }
 
-    /** The result of a check, with the descriptors that point at something missing or corrupt. */
-    record Result(FsckReport report, List<JsonNode> healthy, List<JsonNode> broken, Set<Digest> corrupt) {
+    /**
+     * The result of a check, with the descriptors that point at something missing or corrupt, and
+     * the sound blobs without their immutable flag.
+     */
+    record Result(FsckReport report, List<JsonNode> healthy, List<JsonNode> broken, Set<Digest> corrupt,
+            Set<Digest> unsealed) {
     }
 
     /** Total bytes {@link #check} will hash, for a progress bar. */
@@ -47,6 +53,7 @@ final class StoreChecker {
         List<FsckReport.Problem> problems = new ArrayList<>();
         Map<Digest, Path> present = new TreeMap<>();
         Set<Digest> corrupt = new HashSet<>();
+        Set<Digest> unsealed = new TreeSet<>();
         long bytes = 0;
         try (DirectoryStream<Path> blobs = Files.newDirectoryStream(files.blobDir())) {
             for (Path blob : blobs) {
@@ -66,6 +73,10 @@ final class StoreChecker {
                 if (!actual.equals(expected)) {
                     corrupt.add(expected);
                     problems.add(new FsckReport.Problem(expected.toString(), "corrupt: its content hashes to " + actual));
+                } else if (files.immutability(blob) == ImmutableFlag.State.CLEAR) {
+                    unsealed.add(expected);
+                    problems.add(new FsckReport.Problem(expected.toString(),
+                            "not immutable: root could change its bytes (fsck --repair sets the flag)"));
                 }
             }
         }
@@ -79,7 +90,7 @@ final class StoreChecker {
             (found.isEmpty() ? healthy : broken).add(descriptor);
         }
         FsckReport report = new FsckReport(present.size(), bytes, dedupe(problems), List.of());
-        return new Result(report, healthy, broken, corrupt);
+        return new Result(report, healthy, broken, corrupt, unsealed);
     }
 
     private List<FsckReport.Problem> checkDescriptor(JsonNode descriptor, Set<Digest> present, Set<Digest> corrupt) {

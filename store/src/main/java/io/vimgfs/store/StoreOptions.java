@@ -2,6 +2,7 @@ package io.vimgfs.store;
 
 import java.nio.file.Path;
 import java.time.Clock;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -12,26 +13,35 @@ import java.util.function.Consumer;
  * @param mountRoots   mountpoints of this store: an absolute backing file under
  *                     {@code <root>/by-digest/sha256/} is accepted (SPEC §6)
  * @param crashHook    called at each {@link CrashPoint}; tests use it to stop the process there
+ * @param audience     who may read the store's images from its directory; the mount passes the
+ *                     one its options say, and the store's directories get its modes at open
+ *                     (narrowing as well as widening). Empty (CLI verbs): an existing store keeps
+ *                     its modes, a new one is {@link StoreAudience.Private}.
  */
-public record StoreOptions(Clock clock, Set<Path> mountRoots, Consumer<CrashPoint> crashHook) {
+public record StoreOptions(Clock clock, Set<Path> mountRoots, Consumer<CrashPoint> crashHook,
+        Optional<StoreAudience> audience) {
 
     public StoreOptions {
         mountRoots = Set.copyOf(mountRoots);
     }
 
     public static StoreOptions defaults() {
-        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { });
+        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { }, Optional.empty());
     }
 
     public StoreOptions withMountRoots(Set<Path> roots) {
-        return new StoreOptions(clock, roots, crashHook);
+        return new StoreOptions(clock, roots, crashHook, audience);
     }
 
     public StoreOptions withCrashHook(Consumer<CrashPoint> hook) {
-        return new StoreOptions(clock, mountRoots, hook);
+        return new StoreOptions(clock, mountRoots, hook, audience);
     }
 
     public StoreOptions withClock(Clock newClock) {
-        return new StoreOptions(newClock, mountRoots, crashHook);
+        return new StoreOptions(newClock, mountRoots, crashHook, audience);
+    }
+
+    public StoreOptions withAudience(StoreAudience newAudience) {
+        return new StoreOptions(clock, mountRoots, crashHook, Optional.of(newAudience));
     }
 }

@@ -44,8 +44,8 @@ public final class Upload implements Closeable {
     static Upload create(Path file) throws IOException {
         OPEN_HERE.add(file);
         try {
-            FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE);
+            FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE), StorePermissions.privateFile());
             try {
                 return new Upload(file, channel, channel.lock());
             } catch (IOException | RuntimeException e) {

@@ -467,7 +467,9 @@ class ImageStoreTest {
         store.tag("good:1", ImageName.parse("good:2"));
         String lostManifest = StoreFiles.blobsOfImage(root, "lost:1").get(0);
 
+        StoreFiles.unprotect(blob(root, corrupt.digest().hex()));
         flipByte(blob(root, corrupt.digest().hex()), 1000);
+        StoreFiles.unprotect(blob(root, lostManifest));
         Files.delete(blob(root, lostManifest));
 
         FsckReport report = store.fsck(false, n -> { });

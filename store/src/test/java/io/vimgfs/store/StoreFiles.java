@@ -80,6 +80,26 @@ final class StoreFiles {
         return store.names().keySet().stream().map(ImageName::toString).collect(java.util.stream.Collectors.toSet());
     }
 
+    /** {@code chattr -i}: what an operator (or a disk error) must do before a blob's bytes can change. */
+    static void unprotect(Path file) throws IOException {
+        run("chattr", "-i", file.toString());
+    }
+
+    /** Runs a command and returns its exit status and output. */
+    static Run run(String... command) throws IOException {
+        try {
+            Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+            String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            return new Run(process.waitFor(), output);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted running " + List.of(command), e);
+        }
+    }
+
+    record Run(int status, String output) {
+    }
+
     static JsonNode json(Path file) throws IOException {
         return JSON.readTree(file.toFile());
     }
@@ -131,12 +151,14 @@ final class StoreFiles {
     }
 
     /**
-     * SPEC §7's promise after any crash: the store opens, every name resolves to an image whose blob
-     * exists and hashes right, fsck is clean, and one gc leaves exactly the live blobs and no
-     * working files. Returns the names and how many files gc removed.
+     * SPEC §7's promise after any crash: the store opens (and, as a mount does, seals blobs a crash
+     * left before their immutable flag), every name resolves to an image whose blob exists and
+     * hashes right, fsck is clean, and one gc leaves exactly the live blobs and no working files.
+     * Returns the names and how many files gc removed.
      */
     static Outcome assertConsistent(Path root) throws IOException {
         try (ImageStore store = ImageStore.open(root)) {
+            store.sealBlobs();
             Map<ImageName, Digest> names = store.names();
             for (Map.Entry<ImageName, Digest> entry : names.entrySet()) {
                 ImageInfo info = store.resolve(entry.getKey().toString());
