@@ -30,6 +30,7 @@ import picocli.CommandLine.Option;
             GcCommand.class,
             FsckCommand.class,
             InspectCommand.class,
+            StatusCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 

@@ -73,11 +73,17 @@ final class FuseAdapter extends FuseStubFS {
         return Struct.size(fuseOperations);
     }
 
+    private static final Metrics METRICS = Metrics.process();
+
     private static int call(String operation, String path, Call call) {
+        long start = System.nanoTime();
         try {
-            return call.run();
+            int result = call.run();
+            METRICS.request(operation, start, result, null, path);
+            return result;
         } catch (Throwable failure) {
             Errno errno = Errors.errnoOf(failure);
+            METRICS.request(operation, start, -errno.value(), errno, path);
             if (!Errors.expected(failure)) {
                 LOG.log(System.Logger.Level.WARNING, operation + " " + path + " failed unexpectedly", failure);
             } else if (errno != Errno.ENOENT && errno != Errno.ENODATA) {

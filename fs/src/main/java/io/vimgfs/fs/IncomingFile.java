@@ -175,12 +175,14 @@ final class IncomingFile {
             Reference reference = Reference.parse(name);
             ImageInfo image = store.place(upload, reference);
             state = State.PLACED;
+            Metrics.process().placed(image.size());
             LOG.log(System.Logger.Level.INFO, () -> String.format("placed %s %s (%s, %d bytes) in %.2f s", reference.name(),
                     image.digest(), image.format(), image.size(), Duration.ofNanos(System.nanoTime() - start).toMillis() / 1000.0));
             return null;
         } catch (Exception e) {
             state = State.FAILED;
             failure = Errors.errnoOf(e);
+            Metrics.process().refused(e);
             LOG.log(System.Logger.Level.WARNING, "refused incoming/" + name + " (" + upload.size() + " bytes): "
                     + e.getMessage() + " [" + failure + "]");
             if (!Errors.expected(e)) {
