@@ -28,11 +28,12 @@ import java.util.concurrent.atomic.AtomicReference;
  * costs two {@code nanoTime} calls and two adds on data points looked up once per operation.
  */
 final class Metrics {
-    private static final Metrics PROCESS = new Metrics();
     private static final int RECENT_ERRORS = 20;
     /** FUSE requests take microseconds when cached and up to seconds when a placement hashes. */
     private static final double[] LATENCY_BOUNDS = {
         0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10};
+    /** After the bounds: static fields are set in the order written. */
+    private static final Metrics PROCESS = new Metrics();
 
     /** One error the mount answered with, for {@code vimgfs status}. */
     record RecentError(Instant time, String operation, String path, String errno) {
