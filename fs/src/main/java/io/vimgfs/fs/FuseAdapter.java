@@ -297,7 +297,16 @@ final class FuseAdapter extends FuseStubFS {
 
     @Override
     public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
-        return -Errno.EOPNOTSUPP.value();
+        if (!ImageTree.isIncoming(path) || mode != 0) {
+            return -Errno.EOPNOTSUPP.value(); // cp punches holes (mode 3) and writes zeros instead
+        }
+        // For plain preallocation (mode 0), EOPNOTSUPP would make glibc's posix_fallocate write zeros instead, and libvirt's
+        // vol-create-as would then store an all-zero image under a name it cannot find again
+        // ("Storage volume not found"); EPERM makes it fail at once, and it removes the upload.
+        return call("fallocate", path, () -> {
+            throw new FsException(Errno.EPERM, "an upload cannot be preallocated: write the image's bytes"
+                    + " (libvirt: virsh vol-upload or cp, not vol-create-as)");
+        });
     }
 
     @Override
