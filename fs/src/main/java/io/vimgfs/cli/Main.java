@@ -32,6 +32,7 @@ import picocli.CommandLine.Option;
             InspectCommand.class,
             PullCommand.class,
             PushCommand.class,
+            StatusCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 

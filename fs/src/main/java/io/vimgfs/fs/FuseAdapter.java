@@ -73,11 +73,17 @@ final class FuseAdapter extends FuseStubFS {
         return Struct.size(fuseOperations);
     }
 
+    private static final Metrics METRICS = Metrics.process();
+
     private static int call(String operation, String path, Call call) {
+        long start = System.nanoTime();
         try {
-            return call.run();
+            int result = call.run();
+            METRICS.request(operation, start, result, null, path);
+            return result;
         } catch (Throwable failure) {
             Errno errno = Errors.errnoOf(failure);
+            METRICS.request(operation, start, -errno.value(), errno, path);
             if (!Errors.expected(failure)) {
                 LOG.log(System.Logger.Level.WARNING, operation + " " + path + " failed unexpectedly", failure);
             } else if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS
@@ -292,7 +298,16 @@ final class FuseAdapter extends FuseStubFS {
 
     @Override
     public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
-        return -Errno.EOPNOTSUPP.value();
+        if (!ImageTree.isIncoming(path) || mode != 0) {
+            return -Errno.EOPNOTSUPP.value(); // cp punches holes (mode 3) and writes zeros instead
+        }
+        // For plain preallocation (mode 0), EOPNOTSUPP would make glibc's posix_fallocate write zeros instead, and libvirt's
+        // vol-create-as would then store an all-zero image under a name it cannot find again
+        // ("Storage volume not found"); EPERM makes it fail at once, and it removes the upload.
+        return call("fallocate", path, () -> {
+            throw new FsException(Errno.EPERM, "an upload cannot be preallocated: write the image's bytes"
+                    + " (libvirt: virsh vol-upload or cp, not vol-create-as)");
+        });
     }
 
     @Override

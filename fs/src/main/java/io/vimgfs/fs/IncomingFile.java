@@ -272,12 +272,14 @@ final class IncomingFile {
             placed = new Placement(reference.name(), image.digest(), image.size(), openQuietly(store, image.digest()));
             state = State.PLACED;
             area.hide(this);
+            Metrics.process().placed(image.size());
             LOG.log(System.Logger.Level.INFO, () -> String.format("placed %s %s (%s, %d bytes) in %.2f s", reference.name(),
                     image.digest(), image.format(), image.size(), Duration.ofNanos(System.nanoTime() - start).toMillis() / 1000.0));
             return null;
         } catch (Exception e) {
             state = State.FAILED;
             failure = Errors.errnoOf(e);
+            Metrics.process().refused(e);
             LOG.log(System.Logger.Level.WARNING, "refused incoming/" + name + " (" + size + " bytes): "
                     + e.getMessage() + " [" + failure + "]");
             if (!Errors.expected(e)) {

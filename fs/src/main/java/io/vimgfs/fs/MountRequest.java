@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -24,6 +25,7 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     private static final String READAHEAD = "read_ahead_kb=";
     private static final String DATA = "data=";
     private static final String GROUP = "group=";
+    private static final String METRICS = "metrics=";
     private static final int DEFAULT_READAHEAD_KIB = 1024;
     private static final int DEFAULT_THREADS = 8;
 
@@ -37,6 +39,9 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
             }
             if (option.startsWith(DATA)) {
                 DataMode.ofOption(option.substring(DATA.length()));
+            }
+            if (option.startsWith(METRICS)) {
+                metricsAddressOf(option.substring(METRICS.length())); // refuse a bad address before mounting
             }
             if (option.startsWith(GROUP) && !option.substring(GROUP.length()).matches("[a-z_][a-z0-9_-]*\\$?|[0-9]+")) {
                 throw new IllegalArgumentException("-o " + option + ": group is a group name (libvirt-qemu, kvm) or a gid");
@@ -70,7 +75,7 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         for (String option : options) {
             if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")
                     && !option.startsWith(THREADS) && !option.startsWith(READAHEAD)
-                    && !option.startsWith(DATA) && !option.startsWith(GROUP)) {
+                    && !option.startsWith(DATA) && !option.startsWith(GROUP) && !option.startsWith(METRICS)) {
                 all.add(option);
             }
         }
@@ -97,6 +102,24 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     /** {@code -o group=NAME}: with allow_other, the group that may read the store's blobs. */
     public Optional<String> group() {
         return last(GROUP);
+    }
+
+    /**
+     * {@code -o metrics=[HOST:]PORT}: where to serve Prometheus metrics (off by default). A bare
+     * port listens on loopback only: the numbers name images and paths.
+     */
+    public Optional<InetSocketAddress> metricsAddress() {
+        return last(METRICS).map(MountRequest::metricsAddressOf);
+    }
+
+    private static InetSocketAddress metricsAddressOf(String value) {
+        int colon = value.lastIndexOf(':');
+        String host = colon < 0 ? "127.0.0.1" : value.substring(0, colon).replaceAll("^\\[(.*)]$", "$1");
+        String port = value.substring(colon + 1);
+        if (!port.matches("[0-9]{1,5}") || Integer.parseInt(port) > 65535 || host.isEmpty()) {
+            throw new IllegalArgumentException("-o metrics=" + value + ": give a port (9477) or HOST:PORT (127.0.0.1:9477)");
+        }
+        return InetSocketAddress.createUnresolved(host, Integer.parseInt(port));
     }
 
     public boolean allowOther() {

@@ -5,10 +5,12 @@ import io.vimgfs.store.StoreAudience;
 import io.vimgfs.store.StoreOptions;
 import java.io.Closeable;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -103,6 +105,7 @@ public final class Mounter {
             long opened = uptimeMillis();
             VimgFs fs = new VimgFs(store, Clock.systemUTC(), request.dataMode());
             FuseAdapter adapter = binding.join().serve(fs);
+            Closeable watched = watch(store, fs, request, mountpoint);
             long bound = uptimeMillis();
             ScheduledExecutorService watcher = Executors.newSingleThreadScheduledExecutor(r -> {
                 Thread thread = new Thread(r, "vimgfs-store-watcher");
@@ -148,6 +151,7 @@ public final class Mounter {
                 throw new MountException(e.getMessage());
             } finally {
                 watcher.shutdownNow();
+                closeQuietly(watched);
                 fs.close();
                 if (live.get()) {
                     LOG.log(System.Logger.Level.INFO, "unmounted " + mountpoint);
@@ -155,6 +159,51 @@ public final class Mounter {
                 finished.countDown();
                 removeHook(onSignal);
             }
+        }
+    }
+
+    /**
+     * What lets an operator watch the mount: the status socket (always) and the metrics
+     * endpoint ({@code -o metrics=ADDR}). A metrics address in use fails the mount, as a busy
+     * mountpoint does; a socket that cannot be made only warns.
+     */
+    private static Closeable watch(ImageStore store, VimgFs fs, MountRequest request, Path mountpoint) throws IOException {
+        Metrics metrics = Metrics.process();
+        metrics.watch(store, fs);
+        Instant started = ProcessHandle.current().info().startInstant().orElse(Instant.now());
+        DaemonReport report = new DaemonReport(mountpoint, request, fs, metrics, started);
+        MetricsServer server = null;
+        if (request.metricsAddress().isPresent()) {
+            InetSocketAddress address = request.metricsAddress().get();
+            try {
+                server = MetricsServer.start(metrics, address);
+            } catch (IOException e) {
+                metrics.unwatch();
+                throw new MountException("cannot serve metrics at " + address.getHostString() + ":" + address.getPort()
+                        + " (-o metrics=): " + e.getMessage());
+            }
+            String url = "http://" + address.getHostString() + ":" + server.port() + "/metrics";
+            report.metricsServedAt(url);
+            LOG.log(System.Logger.Level.INFO, "serving metrics at " + url);
+        }
+        ControlSocket socket = ControlSocket.serve(store.root(), report::json);
+        MetricsServer served = server;
+        return () -> {
+            metrics.unwatch();
+            if (socket != null) {
+                socket.close();
+            }
+            if (served != null) {
+                served.close();
+            }
+        };
+    }
+
+    private static void closeQuietly(Closeable closeable) {
+        try {
+            closeable.close();
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "closing the status socket: " + e.getMessage());
         }
     }
 

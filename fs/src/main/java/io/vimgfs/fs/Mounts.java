@@ -40,6 +40,20 @@ public final class Mounts {
         return device;
     }
 
+    /** The source of the mount at the path (for vimgfs, its store directory), or null; reads mountinfo only. */
+    public static String sourceAt(Path mountpoint) throws IOException {
+        String wanted = mountpoint.toAbsolutePath().normalize().toString();
+        String source = null;
+        for (String line : Files.readAllLines(MOUNTINFO)) {
+            String[] fields = line.split(" ");
+            int separator = List.of(fields).indexOf("-");
+            if (fields.length > 4 && separator > 0 && separator + 2 < fields.length && unescape(fields[4]).equals(wanted)) {
+                source = unescape(fields[separator + 2]);
+            }
+        }
+        return source;
+    }
+
     public static boolean isVimgfsAt(Path mountpoint) throws IOException {
         return "fuse.vimgfs".equals(typeAt(mountpoint));
     }

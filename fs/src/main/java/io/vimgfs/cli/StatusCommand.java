@@ -1,0 +1,288 @@
+package io.vimgfs.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vimgfs.fs.ControlSocket;
+import io.vimgfs.fs.Mounts;
+import io.vimgfs.store.GcReport;
+import io.vimgfs.store.ImageInfo;
+import io.vimgfs.store.ImageStore;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.FileStore;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code vimgfs status [--json] [MOUNTPOINT]}: what the host is doing, in one screen. The store
+ * part (images, nameless images and why they stay, what gc would free, free space, staging
+ * files) is read from the store; each live mount is asked over its {@link ControlSocket} with a
+ * timeout, so a hung or stopped daemon is reported, never waited for; who has images open comes
+ * from {@code /proc}. Nothing here touches the mountpoint itself. Exit 1 when a live mount's
+ * daemon does not answer.
+ */
+@Command(name = "status", mixinStandardHelpOptions = true,
+        description = {"What the store and its mounts are doing: mounts, images, images in use and by whom,",
+            "uploads in flight, what gc would free, free space, the mount's numbers and last errors."})
+final class StatusCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final Duration RATE_SAMPLE = Duration.ofMillis(500);
+    /** What issue 11 and the pull/push work will add; said plainly rather than shown as zero. */
+    private static final List<String> NOT_BUILT = List.of(
+            "holds (vimgfs hold) and prune watermarks: not built yet",
+            "pulls and pushes in flight, and their metrics: not built yet",
+            "gc and prune run counters, journal and index write latency: not in the metrics yet");
+
+    @ParentCommand
+    Main main;
+
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(arity = "0..1", paramLabel = "MOUNTPOINT", description = "A vimgfs mount; its store is the one shown.")
+    Path mountpoint;
+
+    @Option(names = "--json", description = "Print JSON (the same facts, and every metric of each mount).")
+    boolean json;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "3",
+            description = "How long to wait for a daemon (and for the store's lock) before saying it does not answer.")
+    double timeoutSeconds;
+
+    @Override
+    public Integer call() throws Exception {
+        Path store = storeRoot();
+        if (!Files.exists(store.resolve("oci-layout"))) {
+            throw new IOException("no vimgfs store at " + store);
+        }
+        Duration timeout = Duration.ofMillis((long) (timeoutSeconds * 1000));
+        ObjectNode status = JSON.createObjectNode();
+        status.put("store", store.toString());
+        List<MountRecord> records = MountRecord.readAll(store);
+        ArrayNode mounts = status.putArray("mounts");
+        boolean allAnswered = true;
+        for (MountRecord record : records) {
+            allAnswered &= describeMount(store, record, timeout, mounts.addObject());
+        }
+        status.set("images", storeFacts(store, timeout));
+        Set<Long> daemons = new HashSet<>();
+        records.forEach(r -> daemons.add(r.pid()));
+        ArrayNode inUse = status.putArray("inUse");
+        for (ImagesInUse.User user : ImagesInUse.scan(store, records.stream().map(MountRecord::mountpoint).toList(), daemons)) {
+            inUse.addObject().put("digest", "sha256:" + user.hex()).put("pid", user.pid())
+                    .put("command", user.command()).put("path", user.path());
+        }
+        ArrayNode notBuilt = status.putArray("notBuilt");
+        NOT_BUILT.forEach(notBuilt::add);
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            out.println(JSON.writeValueAsString(status));
+        } else {
+            StatusText.print(status, out);
+        }
+        out.flush();
+        return allAnswered ? 0 : 1;
+    }
+
+    private Path storeRoot() throws IOException {
+        if (mountpoint == null) {
+            return main.storePath().toAbsolutePath().normalize();
+        }
+        // mountinfo only: a stat of a hung mount would block this command
+        String source = Mounts.isVimgfsAt(mountpoint) ? Mounts.sourceAt(mountpoint) : null;
+        if (source == null) {
+            throw new IOException(mountpoint + " is not a vimgfs mount (give --store DIR for a store that is not mounted)");
+        }
+        return Path.of(source).toAbsolutePath().normalize();
+    }
+
+    /** One live mount's record in {@code .vimgfs/mounts/} ("at MOUNTPOINT by pid N"). */
+    record MountRecord(Path mountpoint, long pid) {
+        static List<MountRecord> readAll(Path store) throws IOException {
+            Path dir = store.resolve(".vimgfs/mounts");
+            if (!Files.isDirectory(dir)) {
+                return List.of();
+            }
+            List<MountRecord> records = new ArrayList<>();
+            try (Stream<Path> files = Files.list(dir)) {
+                for (Path file : files.sorted().toList()) {
+                    String line = Files.readString(file).strip();
+                    int by = line.lastIndexOf(" by pid ");
+                    if (line.startsWith("at ") && by > 0) {
+                        long pid = Long.parseLong(line.substring(by + 8));
+                        // a crashed daemon's record stays until the next mount removes it
+                        if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                            records.add(new MountRecord(Path.of(line.substring(3, by)), pid));
+                        }
+                    }
+                }
+            }
+            return records;
+        }
+    }
+
+    /** Asks one daemon; returns whether it answered. */
+    private static boolean describeMount(Path store, MountRecord record, Duration timeout, ObjectNode mount) throws IOException {
+        mount.put("mountpoint", record.mountpoint().toString()).put("pid", record.pid());
+        mount.put("mounted", Mounts.isVimgfsAt(record.mountpoint()));
+        Path socket = ControlSocket.pathFor(store, record.pid());
+        ControlSocket.Answer answer = ControlSocket.ask(socket, timeout);
+        if (answer instanceof ControlSocket.Answer.Report report) {
+            mount.put("daemon", "answers").put("answeredMillis", report.took().toMillis());
+            JsonNode first = JSON.readTree(report.json());
+            mount.set("report", first);
+            addRates(socket, timeout, first, mount);
+            return true;
+        }
+        if (answer instanceof ControlSocket.Answer.Silent silent) {
+            mount.put("daemon", "does not answer").put("waitedMillis", silent.waited().toMillis())
+                    .put("processState", processState(record.pid()));
+            return false;
+        }
+        mount.put("daemon", "no status socket").put("why", ((ControlSocket.Answer.Absent) answer).why());
+        return true;
+    }
+
+    /** Uploads' rates: a second report a moment later, and the difference in bytes. */
+    private static void addRates(Path socket, Duration timeout, JsonNode first, ObjectNode mount) throws IOException {
+        if (first.path("uploads").isEmpty()) {
+            return;
+        }
+        try {
+            Thread.sleep(RATE_SAMPLE.toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+        }
+        if (!(ControlSocket.ask(socket, timeout) instanceof ControlSocket.Answer.Report second)) {
+            return;
+        }
+        Map<String, Long> before = new TreeMap<>();
+        first.path("uploads").forEach(u -> before.put(u.path("path").asText(), u.path("bytes").asLong()));
+        ArrayNode uploads = mount.putArray("uploads");
+        for (JsonNode upload : JSON.readTree(second.json()).path("uploads")) {
+            String path = upload.path("path").asText();
+            long bytes = upload.path("bytes").asLong();
+            ObjectNode row = uploads.addObject().put("path", path).put("bytes", bytes);
+            if (before.containsKey(path)) {
+                row.put("bytesPerSecond", Math.max(0, (bytes - before.get(path)) * 1000 / RATE_SAMPLE.toMillis()));
+            }
+        }
+    }
+
+    /** The kernel's word for the process: R, S, D (waiting on I/O), T (stopped), Z. */
+    private static String processState(long pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+            String state = stat.substring(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+            return switch (state) {
+                case "T", "t" -> "stopped (SIGSTOP or a debugger: kill -CONT " + pid + ")";
+                case "D" -> "waiting on I/O";
+                case "Z" -> "exited (zombie)";
+                default -> "running or sleeping (" + state + "), but not answering";
+            };
+        } catch (IOException | RuntimeException e) {
+            return "gone";
+        }
+    }
+
+    /** The store's side, read under a timeout: opening takes the store's lock, which a stopped writer may hold. */
+    private static JsonNode storeFacts(Path store, Duration timeout) {
+        CompletableFuture<ObjectNode> facts = CompletableFuture.supplyAsync(() -> {
+            try (ImageStore opened = ImageStore.open(store)) {
+                return storeFacts(opened);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }, command -> {
+            Thread thread = new Thread(command, "vimgfs-status-store");
+            thread.setDaemon(true);
+            thread.start();
+        });
+        ObjectNode node;
+        try {
+            node = facts.get(timeout.toMillis() + 2000, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            node = JSON.createObjectNode().put("error", "the store's lock is held by a writer that does not finish"
+                    + " (a stopped daemon in the middle of a placement?)");
+        } catch (ExecutionException e) {
+            node = JSON.createObjectNode().put("error", String.valueOf(e.getCause().getMessage()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            node = JSON.createObjectNode().put("error", "interrupted");
+        }
+        node.set("staging", staging(store));
+        return node;
+    }
+
+    private static ObjectNode storeFacts(ImageStore store) throws IOException {
+        ObjectNode node = JSON.createObjectNode();
+        List<ImageInfo> images = store.list();
+        node.put("count", images.size()).put("bytes", images.stream().mapToLong(ImageInfo::size).sum())
+                .put("names", store.names().size());
+        ObjectNode formats = node.putObject("byFormat");
+        for (ImageInfo image : images) {
+            ObjectNode format = formats.has(image.format().id()) ? (ObjectNode) formats.get(image.format().id())
+                    : formats.putObject(image.format().id()).put("count", 0).put("bytes", 0L);
+            format.put("count", format.get("count").asInt() + 1).put("bytes", format.get("bytes").asLong() + image.size());
+        }
+        ArrayNode nameless = node.putArray("nameless");
+        for (ImageInfo image : images) {
+            if (image.names().isEmpty()) {
+                List<String> users = images.stream().filter(i -> i.backing().equals(java.util.Optional.of(image.digest())))
+                        .map(i -> i.names().isEmpty() ? i.digest().toString() : i.names().get(0).toString()).toList();
+                nameless.addObject().put("digest", image.digest().toString()).put("bytes", image.size())
+                        .put("keptBecause", users.isEmpty() ? "nothing (gc removes it)" : "backing of " + String.join(", ", users));
+            }
+        }
+        GcReport gc = store.collectGarbage(true);
+        node.putObject("gcWouldFree").put("files", gc.removals().size()).put("bytes", gc.bytes());
+        FileStore filesystem = Files.getFileStore(store.root());
+        node.putObject("filesystem").put("totalBytes", filesystem.getTotalSpace())
+                .put("availableBytes", filesystem.getUsableSpace()).putNull("pruneWatermark");
+        ArrayNode names = node.putArray("digests");
+        images.forEach(i -> names.addObject().put("digest", i.digest().toString())
+                .put("name", i.names().isEmpty() ? null : i.names().get(0).toString()));
+        return node;
+    }
+
+    /** Staging files: uploads (and pulls) as the store sees them, with or without a daemon to ask. */
+    private static ArrayNode staging(Path store) {
+        ArrayNode files = JSON.createArrayNode();
+        Path dir = store.resolve(".vimgfs/staging");
+        if (!Files.isDirectory(dir)) {
+            return files;
+        }
+        try (Stream<Path> entries = Files.list(dir)) {
+            for (Path entry : entries.sorted().toList()) {
+                files.addObject().put("file", store.relativize(entry).toString()).put("bytes", Files.size(entry))
+                        .put("modified", Files.getLastModifiedTime(entry).toInstant().toString());
+            }
+        } catch (IOException e) {
+            // a file placed or dropped while we listed: no longer in flight
+        }
+        return files;
+    }
+}
