@@ -107,6 +107,10 @@ final class MountCommand implements Callable<Integer> {
     private int startInBackground(MountRequest request) throws IOException, InterruptedException {
         Path log = logFile != null ? logFile : request.store().resolve(".vimgfs").resolve("mount.log");
         Files.createDirectories(log.toAbsolutePath().getParent());
+        if (!Files.exists(log)) { // names, digests and errors of the host's images: root's alone
+            Files.createFile(log, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+        }
         long logStart = Files.exists(log) ? Files.size(log) : 0;
         List<String> command = new ArrayList<>();
         if (Files.isExecutable(Path.of("/usr/bin/setsid"))) {

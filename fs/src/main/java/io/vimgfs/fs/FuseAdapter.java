@@ -161,7 +161,7 @@ final class FuseAdapter extends FuseStubFS {
 
     @Override
     public int create(String path, @mode_t long mode, FuseFileInfo fi) {
-        return call("create", path, () -> opened(fi, fs.create(path)));
+        return call("create", path, () -> opened(fi, fs.create(path, (int) (mode & 0777))));
     }
 
     private static int opened(FuseFileInfo fi, VimgFs.Opened opened) {

@@ -50,6 +50,8 @@ final class IncomingFile {
     private boolean dropWhenClosed;
     private int openHandles = 1; // made by an open: the creator holds the first handle
     private volatile Instant modified;
+    /** The permissions it was created with (the creator's umask applied), shown until it is placed. */
+    private volatile int mode = 0644;
 
     IncomingFile(IncomingArea area, String name, Upload upload, Clock clock, long inode) {
         this.area = area;
@@ -98,6 +100,14 @@ final class IncomingFile {
 
     Instant modified() {
         return modified;
+    }
+
+    int mode() {
+        return mode;
+    }
+
+    void mode(int permissions) {
+        mode = permissions & 0777;
     }
 
     /** Another descriptor on this file; false if it was dropped meanwhile (the caller looks again). */

@@ -113,6 +113,8 @@ public final class Mounter {
                 return thread;
             });
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            // readers hold the store's blob files, not the mount's: only /proc tells when they close
+            watcher.scheduleWithFixedDelay(() -> collectClosed(store), 1, 1, TimeUnit.SECONDS);
             CountDownLatch finished = new CountDownLatch(1);
             AtomicBoolean live = new AtomicBoolean();
             AtomicBoolean stopping = new AtomicBoolean();
@@ -226,6 +228,17 @@ public final class Mounter {
 
     private static long uptimeMillis() {
         return java.lang.management.ManagementFactory.getRuntimeMXBean().getUptime();
+    }
+
+    private static void collectClosed(ImageStore store) {
+        try {
+            int collected = store.collectClosed();
+            if (collected > 0) {
+                LOG.log(System.Logger.Level.INFO, "deleted " + collected + " blob(s) of removed images, now that no process has them open");
+            }
+        } catch (Throwable e) {
+            LOG.log(System.Logger.Level.WARNING, "collecting blobs of removed images: " + e.getMessage());
+        }
     }
 
     private static void refresh(ImageStore store) {

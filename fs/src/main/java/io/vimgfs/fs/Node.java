@@ -44,8 +44,8 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         throw new FsException(Errno.ENOTDIR, path() + " is not a directory");
     }
 
-    /** Creates the file {@code leaf} in this directory. */
-    default OpenFile create(String leaf) throws IOException, FsException {
+    /** Creates the file {@code leaf} in this directory with the given permissions. */
+    default OpenFile create(String leaf, int mode) throws IOException, FsException {
         throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
     }
 
@@ -208,8 +208,9 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
 
         /** Only under a valid name (else EINVAL): the upload starts at once. */
         @Override
-        public OpenFile create(String leaf) throws IOException, FsException {
+        public OpenFile create(String leaf, int mode) throws IOException, FsException {
             IncomingFile file = area.create(below(leaf)); // open once already: no moment when it could be dropped
+            file.mode(mode); // an upload created 0600 stays unreadable to others until placed
             return new OpenFile.UploadHandle(file, true, area, view.store());
         }
 

@@ -58,7 +58,7 @@ final class StoreView {
 
     static Attr uploadAttr(IncomingFile file) {
         long size = file.size();
-        return new Attr(Attr.Kind.FILE, 0644, size, (size + 511) / 512, file.inode(), file.modified(), 1);
+        return new Attr(Attr.Kind.FILE, file.mode(), size, (size + 511) / 512, file.inode(), file.modified(), 1);
     }
 
     /** The absolute path of an image's blob: what {@code by-digest/} links point at by default. */

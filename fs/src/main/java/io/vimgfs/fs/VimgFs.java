@@ -129,11 +129,15 @@ public final class VimgFs implements Closeable {
     }
 
     /** Creates a file: only in {@code incoming/}, and only under a valid name (else EINVAL). */
-    Opened create(String path) throws IOException, FsException {
+    Opened create(String path, int mode) throws IOException, FsException {
         if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
             throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
         }
-        return opened(parent(path).create(leafOf(path)));
+        return opened(parent(path).create(leafOf(path), mode));
+    }
+
+    Opened create(String path) throws IOException, FsException {
+        return create(path, 0644);
     }
 
     private Opened opened(OpenFile file) {

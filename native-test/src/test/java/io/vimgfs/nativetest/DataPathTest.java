@@ -72,7 +72,16 @@ class DataPathTest {
                     () -> assertEquals(hex, Shell.sha256(m.path("tags/cirros/0.6.2"))),
                     () -> assertEquals("raw", getfattr(m.at("tags/cirros/0.6.2"), "user.vimgfs.format"),
                             "getfattr follows the links to the blob's attributes"),
-                    () -> assertEquals("sha256:" + hex, getfattr(m.at("by-name/cirros:0.6.2"), "user.vimgfs.digest")));
+                    () -> assertEquals("sha256:" + hex, getfattr(m.at("by-name/cirros:0.6.2"), "user.vimgfs.digest")),
+                    () -> assertEquals("700", Shell.run("stat", "-c", "%a", m.store.toString()).ok().out().strip(),
+                            "without allow_other the store is root's alone"),
+                    () -> assertEquals("600", Shell.run("stat", "-c", "%a", m.store.resolve(".vimgfs/mount.log").toString()).ok().out().strip(),
+                            "the log is not readable by others"),
+                    () -> assertEquals(Shell.run("df", "-i", "--output=itotal", m.store.toString()).ok().out(),
+                            Shell.run("df", "-i", "--output=itotal", m.mountpoint.toString()).ok().out(),
+                            "df -i reports the store filesystem's inodes"),
+                    () -> assertTrue(Long.parseLong(Shell.run("df", "-i", "--output=iavail", m.mountpoint.toString()).ok().out()
+                            .lines().skip(1).findFirst().orElse("0").strip()) > 0, "and free inodes (df -i is not 100%)"));
         }
     }
 

@@ -147,10 +147,12 @@ class MountIncomingTest {
             Shell.run("cp", source.toString(), m.at("incoming/pinned:1@sha256:" + hex)).ok();
             assertPlaced(m, hex, "tags/pinned/1");
             String image = m.at("by-digest/sha256/" + hex);
+            // the names lead to the store's immutable blob: writing it is refused by the store's filesystem
+            String immutable = "Operation not permitted";
             assertAll("writing to a placed image",
-                    () -> assertFails(EROFS, "cp", source.toString(), image),
-                    () -> assertFails(EROFS, "truncate", "-s", "0", image),
-                    () -> assertFails(EROFS, "sh", "-c", "echo x >> " + m.at("tags/pinned/1")),
+                    () -> assertFails(immutable, "cp", source.toString(), image),
+                    () -> assertFails(immutable, "truncate", "-s", "0", image),
+                    () -> assertFails(immutable, "sh", "-c", "echo x >> " + m.at("tags/pinned/1")),
                     () -> assertFails(EROFS, "rmdir", m.at("incoming")),
                     () -> assertNotEnosys("touch", image),
                     () -> assertNotEnosys("touch", "-h", m.at("tags/pinned/1")),

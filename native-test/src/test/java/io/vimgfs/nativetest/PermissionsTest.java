@@ -57,7 +57,18 @@ class PermissionsTest {
             Shell.Result removeImage = asUser("rm", "-f", mount.path("by-digest/sha256/" + hex).toString()).failed();
             assertTrue(removeImage.err().contains("Permission denied"), removeImage.err());
             Shell.Result openWritable = asUser("qemu-io", "-c", "write 0 4k", image).failed();
-            assertTrue((openWritable.out() + openWritable.err()).contains("denied"), openWritable.out() + openWritable.err());
+            assertTrue((openWritable.out() + openWritable.err()).contains("Operation not permitted"),
+                    "the blob is immutable: " + openWritable.out() + openWritable.err());
+
+            // an upload keeps the mode it was created with: 0600 stays private until placed
+            Shell.sh("umask 077; cp " + disk + " " + mount.at("incoming/.private")).ok();
+            assertEquals("600", Shell.run("stat", "-c", "%a", mount.at("incoming/.private")).ok().out().strip());
+            Shell.Result peek = asUser("cat", mount.at("incoming/.private")).failed();
+            assertTrue(peek.err().contains("Permission denied"), peek.err());
+            // the store follows the mount's audience: allow_other without group= lets every user reach the blobs
+            assertEquals("755", Shell.run("stat", "-c", "%a", mount.store.toString()).ok().out().strip());
+            assertEquals("700", Shell.run("stat", "-c", "%a", mount.store.resolve(".vimgfs").toString()).ok().out().strip());
+            assertEquals("444", Shell.run("stat", "-L", "-c", "%a", image).ok().out().strip());
 
             assertEquals(hex, Shell.sha256(Path.of(image)), "the image changed");
             assertTrue(Files.exists(mount.path("tags/cirros/1")));

@@ -69,6 +69,30 @@ final class GarbageCollector {
         return new GcReport(dryRun, removals, kept);
     }
 
+    /** Blobs a sweep kept because some process had them open: {@link #collectClosed} retries them. */
+    private final Set<Digest> keptOpen = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /** Whether a sweep kept blobs for processes that had them open. */
+    boolean keptAny() {
+        return !keptOpen.isEmpty();
+    }
+
+    /** Deletes the kept blobs whose openers have closed them (one /proc scan); returns how many. */
+    int collectClosed(Catalog catalog) throws IOException {
+        Set<Digest> live = mark(catalog);
+        keptOpen.removeIf(digest -> live.contains(digest) || !files.exists(digest));
+        Map<Digest, List<ImageHolder>> open = openAmong(keptOpen);
+        List<GcReport.Removal> removals = new ArrayList<>();
+        for (Digest digest : List.copyOf(keptOpen)) {
+            if (!open.containsKey(digest)) {
+                removals.add(new GcReport.Removal(files.blob(digest), 0, "its image lost its last name and was closed"));
+                keptOpen.remove(digest);
+            }
+        }
+        delete(removals);
+        return removals.size();
+    }
+
     /** Deletes the blobs of images a change dropped, unless the new catalog still reaches them. */
     void sweepDropped(List<StoredImage> dropped, Catalog after) throws IOException {
         if (dropped.isEmpty()) {
@@ -83,6 +107,7 @@ final class GarbageCollector {
         List<GcReport.Removal> removals = new ArrayList<>();
         for (Digest digest : candidates) {
             if (open.containsKey(digest)) {
+                keptOpen.add(digest);
                 LOG.log(System.Logger.Level.INFO, "store " + files.root() + ": keeping " + digest + ", its image lost its"
                         + " last name but is open by " + open.get(digest) + "; a later gc deletes it once closed");
             } else {

@@ -746,6 +746,20 @@ public final class ImageStore implements Closeable {
         });
     }
 
+    /**
+     * Deletes the blobs this process kept because someone had them open when their image went,
+     * once they are closed. Cheap when there are none; the mount calls it every second.
+     */
+    public int collectClosed() throws IOException {
+        if (!collector.keptAny()) {
+            return 0;
+        }
+        return lock.exclusive("collect closed blobs", () -> {
+            reloadIfChanged();
+            return collector.collectClosed(current.catalog());
+        });
+    }
+
     /** Removes staging files whose writer is gone (done at every mount). */
     public List<GcReport.Removal> removeStaleStaging() throws IOException {
         return lock.exclusive("remove stale staging files", () -> {
