@@ -135,7 +135,7 @@ final class Metrics {
             return;
         }
         op.failed(errno);
-        if (errno != Errno.ENOENT && errno != Errno.ENODATA) { // lookups of absent names are routine
+        if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS) { // routine: absent names, no xattrs
             remember(new RecentError(Instant.now(), operation, path, errno.name()));
         }
     }
