@@ -202,6 +202,25 @@ class ImmutableBlobTest {
     }
 
     /** Empties index.json behind the store's back, leaving every blob unreferenced. */
+    @Test
+    void theMountTimeSealingPassIsSkippedWhileOnlyVimgfsChangedBlobsButNotAfterAnotherToolAddedOne() throws Exception {
+        importAs("a.img", bytes("a", MIB), "a:1");
+        store.sealBlobs();
+        importAs("b.img", bytes("b", MIB), "b:1");
+        store.untag(ImageName.parse("a:1"));
+        store.syncIndex();
+        Path layer = blob(root, store.resolve("b:1").digest().hex());
+        StoreFiles.unprotect(layer); // behind vimgfs's back, without touching blobs/ itself
+        assertEquals(0, store.sealBlobs(), "vimgfs's own placements and deletions kept the stamp: no pass");
+        assertFalse(lsattr(layer).contains("i"), "(which is why fsck still checks every blob)");
+
+        byte[] foreign = bytes("from skopeo", 1000); // another tool writes a blob into the layout
+        Files.write(blob(root, sha256(foreign)), foreign);
+        assertEquals(2, store.sealBlobs(), "blobs/ changed outside vimgfs: the full pass ran");
+        assertTrue(lsattr(layer).contains("i"));
+        assertTrue(lsattr(blob(root, sha256(foreign))).contains("i"));
+    }
+
     private void forgetAllNames() throws IOException {
         Files.writeString(root.resolve("index.json"), "{\"schemaVersion\":2,\"manifests\":[]}");
         store.refresh();
