@@ -122,7 +122,7 @@ final class Journal implements Closeable {
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = in.size();
             if (size < START) {
-                return new Contents(List.of(), size, size == 0 ? Optional.empty()
+                return new Contents(List.of(), START, size == 0 ? Optional.empty()
                         : Optional.of("the journal is " + size + " bytes, shorter than its header"));
             }
             from = Math.max(from, START);
