@@ -150,6 +150,52 @@ final class Catalog {
     }
 
     /**
+     * This catalog with the changes applied in order, then the images they left without a name
+     * or overlay dropped: the one way a commit, a journal replay or another process's commit
+     * changes a catalog. A change that names an image the catalog lacks means the journal does
+     * not fit this catalog: the store is damaged.
+     */
+    Catalog apply(List<? extends Change> changes) throws StoreDamagedException {
+        Catalog catalog = this;
+        Set<Digest> candidates = new HashSet<>();
+        for (Change change : changes) {
+            if (change instanceof Change.SetName set) {
+                if (!catalog.images.containsKey(set.image())) {
+                    throw new StoreDamagedException("a change names " + set.name() + " for an unknown image " + set.image());
+                }
+                Digest previous = catalog.names.get(set.name());
+                if (previous != null) {
+                    candidates.add(previous);
+                }
+                catalog = catalog.withNameOnly(set.name(), set.image());
+            } else if (change instanceof Change.RemoveName remove) {
+                Digest digest = catalog.names.get(remove.name());
+                if (digest != null) {
+                    candidates.add(digest);
+                    catalog = catalog.withoutNameOnly(remove.name(), digest);
+                }
+            } else if (change instanceof Change.AddImage add) {
+                candidates.add(add.image().layer());
+                catalog = catalog.withImage(add.image());
+            } else if (change instanceof Change.RemoveImage remove) {
+                candidates.add(remove.image());
+                for (ImageName name : catalog.namesOf(remove.image())) {
+                    catalog = catalog.withoutNameOnly(name, remove.image());
+                }
+            } else if (change instanceof Change.HoldChanged) {
+                continue; // holds live in holds.json for now; the catalog does not carry them
+            }
+        }
+        return catalog.prune(candidates);
+    }
+
+    /** Fails unless the name may be given now: one ImageName#parse accepts, fitting the tags/ tree. */
+    void checkNewName(ImageName name) throws InvalidNameException {
+        ImageName.checkGivable(name);
+        checkFitsTags(name);
+    }
+
+    /**
      * Under tags/, tag {@code a:b} is the link {@code tags/a/b} and repository {@code a/b} makes
      * {@code tags/a/b} a directory: one path cannot be both, so the second such name is refused.
      * A few sorted-map lookups, one per path component, whatever the number of names.

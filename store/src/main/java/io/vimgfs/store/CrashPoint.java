@@ -11,12 +11,22 @@ public enum CrashPoint {
     STAGED_SYNCED,
     /** The layer is renamed into blobs/; no manifest yet. */
     LAYER_PLACED,
-    /** Config and manifest are in blobs/; index.json still old. */
+    /** Config and manifest are in blobs/; the journal does not name them yet. */
     MANIFEST_WRITTEN,
-    /** The new index is written to a temporary file, not yet renamed. */
+    /** Half of the commit's journal frame is written: a torn tail. */
+    JOURNAL_TORN,
+    /** The whole frame is written, not yet fsynced. */
+    JOURNAL_WRITTEN,
+    /** The frame is fsynced: the commit is durable; its writer has not been told yet. */
+    JOURNAL_SYNCED,
+    /** The background rewrite has written the new index to a temporary file, not yet renamed. */
     INDEX_STAGED,
-    /** index.json is replaced; blobs the change made garbage are not yet deleted. */
+    /** index.json is replaced; the journal is not yet truncated, and dropped blobs not yet deleted. */
     INDEX_REPLACED,
+    /** The journal is truncated after the rewrite; dropped blobs are not yet deleted. */
+    JOURNAL_COMPACTED,
+    /** Opening replayed the journal over index.json; a torn tail is not yet cut off. */
+    JOURNAL_REPLAYED,
     /** Garbage collection has deleted some blobs but not all. */
     SWEEPING
 }

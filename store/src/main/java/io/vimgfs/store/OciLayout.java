@@ -31,6 +31,8 @@ final class OciLayout {
 
     static final String REF_NAME = "org.opencontainers.image.ref.name";
     static final String CREATED = "org.opencontainers.image.created";
+    /** On the index itself: the last journal sequence whose changes it includes (see {@link Journal}). */
+    static final String GENERATION = "io.vimgfs.generation";
     private static final String LAYER_DIGEST = "io.vimgfs.layer.digest";
     private static final String LAYER_SIZE = "io.vimgfs.layer.size";
     private static final String CONFIG_DIGEST = "io.vimgfs.config.digest";
@@ -49,8 +51,11 @@ final class OciLayout {
             JsonNode raw) {
     }
 
-    /** index.json as read: our descriptors, and any others (kept verbatim so we never drop them). */
-    record Index(List<Entry> entries, List<JsonNode> foreign) {
+    /**
+     * index.json as read: our descriptors, any others (kept verbatim so we never drop them), and
+     * the journal sequence it includes (0 for an index written before the journal, or by another tool).
+     */
+    record Index(List<Entry> entries, List<JsonNode> foreign, long generation) {
     }
 
     /** What a manifest references, for marking and checking. */
@@ -170,7 +175,28 @@ final class OciLayout {
                 foreign.add(descriptor);
             }
         }
-        return new Index(entries, foreign);
+        return new Index(entries, foreign, parseGeneration(root.path("annotations").path(GENERATION).asText("0")));
+    }
+
+    /**
+     * The generation of an index from its first bytes, without parsing the rest: this class
+     * writes it before the manifests, so another process can tell in one small read whether an
+     * index.json it sees replaced is news to it. Empty when the head does not carry one.
+     */
+    static java.util.OptionalLong generationInHead(byte[] head) {
+        java.util.regex.Matcher m = GENERATION_IN_HEAD.matcher(new String(head, java.nio.charset.StandardCharsets.ISO_8859_1));
+        return m.find() ? java.util.OptionalLong.of(parseGeneration(m.group(1))) : java.util.OptionalLong.empty();
+    }
+
+    private static final java.util.regex.Pattern GENERATION_IN_HEAD = java.util.regex.Pattern.compile(
+            "^\\{[^\\[]*\"" + java.util.regex.Pattern.quote(GENERATION) + "\":\"([0-9]{1,18})\"");
+
+    private static long parseGeneration(String text) {
+        try {
+            return Long.parseLong(text);
+        } catch (NumberFormatException e) {
+            return 0;
+        }
     }
 
     private static Optional<Entry> ourEntry(JsonNode descriptor) throws StoreDamagedException {
@@ -214,10 +240,16 @@ final class OciLayout {
 
     /** index.json for the given images and names, foreign descriptors kept as they were. */
     static byte[] indexJson(Catalog catalog) {
+        return indexJson(catalog, 0);
+    }
+
+    /** index.json for the catalog as of journal sequence {@code generation}. */
+    static byte[] indexJson(Catalog catalog, long generation) {
         // Written by hand from cached descriptor pieces: with 10,000 names this runs on every
         // commit, and a Jackson tree of the whole index cost more than the fsync.
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream(catalog.names().size() * 640 + 256);
         out.writeBytes(INDEX_HEAD);
+        out.writeBytes(generationHead(generation));
         boolean first = true;
         for (StoredImage image : catalog.images()) {
             DescriptorBytes pieces = DESCRIPTORS.get(image, DescriptorBytes::of);
@@ -241,8 +273,13 @@ final class OciLayout {
         return out.toByteArray();
     }
 
-    private static final byte[] INDEX_HEAD = ("{\"schemaVersion\":2,\"mediaType\":\"" + INDEX_MEDIA_TYPE + "\",\"manifests\":[")
+    private static final byte[] INDEX_HEAD = ("{\"schemaVersion\":2,\"mediaType\":\"" + INDEX_MEDIA_TYPE + "\",")
             .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+
+    private static byte[] generationHead(long generation) {
+        return ("\"annotations\":{\"" + GENERATION + "\":\"" + generation + "\"},\"manifests\":[")
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    }
     private static final byte[] INDEX_TAIL = "]}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
     private static final String NAME_MARK = "\u0000vimgfs-name\u0000";
     private static final com.github.benmanes.caffeine.cache.Cache<StoredImage, DescriptorBytes> DESCRIPTORS =
@@ -326,9 +363,15 @@ final class OciLayout {
 
     /** index.json listing exactly these descriptors. */
     static byte[] indexJson(List<JsonNode> descriptors) {
+        return indexJson(descriptors, 0);
+    }
+
+    /** index.json listing exactly these descriptors, as of journal sequence {@code generation}. */
+    static byte[] indexJson(List<JsonNode> descriptors, long generation) {
         ObjectNode root = JSON.createObjectNode();
         root.put("schemaVersion", 2);
         root.put("mediaType", INDEX_MEDIA_TYPE);
+        root.putObject("annotations").put(GENERATION, Long.toString(generation));
         root.putArray("manifests").addAll(descriptors);
         return bytes(root);
     }

@@ -20,8 +20,8 @@ import java.util.function.LongConsumer;
 
 /**
  * fsck: re-hashes every blob, checks that each is immutable, and checks every reference of
- * index.json — manifests, configs, layers and backing digests — reporting problems by digest.
- * Callers hold the store lock.
+ * index.json — manifests, configs, layers and backing digests — and of the journal's frames
+ * not yet in it, reporting problems by digest. Callers hold the store lock.
  */
 final class StoreChecker {
     private final BlobFiles files;
@@ -49,7 +49,7 @@ final class StoreChecker {
         return total;
     }
 
-    Result check(byte[] indexJson, LongConsumer progress) throws IOException {
+    Result check(byte[] indexJson, Journal.Contents journal, LongConsumer progress) throws IOException {
         List<FsckReport.Problem> problems = new ArrayList<>();
         Map<Digest, Path> present = new TreeMap<>();
         Set<Digest> corrupt = new HashSet<>();
@@ -89,6 +89,7 @@ final class StoreChecker {
             problems.addAll(found);
             (found.isEmpty() ? healthy : broken).add(descriptor);
         }
+        problems.addAll(checkJournal(journal, index.generation(), present.keySet(), corrupt));
         FsckReport report = new FsckReport(present.size(), bytes, dedupe(problems), List.of());
         return new Result(report, healthy, broken, corrupt, unsealed);
     }
@@ -123,6 +124,33 @@ final class StoreChecker {
             }
         } catch (IOException e) {
             problems.add(new FsckReport.Problem(manifest.toString(), label + ": " + e.getMessage()));
+        }
+        return problems;
+    }
+
+    /**
+     * The journal's frames beyond the index must name only blobs that are there and sound (they
+     * were durable before the frame was written), and it must end cleanly: opening cuts a torn
+     * tail off, so one seen here came from a crash since, or a store on a read-only filesystem.
+     */
+    private static List<FsckReport.Problem> checkJournal(Journal.Contents journal, long indexGeneration, Set<Digest> present,
+            Set<Digest> corrupt) {
+        List<FsckReport.Problem> problems = new ArrayList<>();
+        journal.damage().ifPresent(d -> problems.add(new FsckReport.Problem(".vimgfs/" + Journal.FILE,
+                "torn or corrupt tail: " + d + " (the commit it held was never acknowledged)")));
+        for (Journal.Frame frame : journal.frames()) {
+            if (frame.sequence() <= indexGeneration) {
+                continue;
+            }
+            for (Change change : frame.changes()) {
+                if (change instanceof Change.AddImage add) {
+                    StoredImage image = add.image();
+                    String role = "blob of image " + image.layer().shortHex() + " in journal commit " + frame.sequence();
+                    for (Digest blob : List.of(image.manifest(), image.config(), image.layer())) {
+                        usable(blob, present, corrupt, role, problems);
+                    }
+                }
+            }
         }
         return problems;
     }

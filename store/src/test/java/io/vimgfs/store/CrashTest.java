@@ -30,6 +30,11 @@ class CrashTest {
     @TempDir
     Path dir;
 
+    /**
+     * What each crash point interrupts: an import (up to the journal frame, and the index rewrite
+     * after it), an untag (from a written frame through the rewrite and compaction), a gc, or the
+     * replay at open of a journal a crash left with a torn tail.
+     */
     @ParameterizedTest
     @EnumSource(CrashPoint.class)
     void aCrashAtAnyStepLeavesAConsistentStore(CrashPoint point) throws Exception {
@@ -41,17 +46,21 @@ class CrashTest {
             store.importFile(Files.write(dir.resolve("gone.img"), StoreFiles.bytes("gone", MIB)),
                     Reference.parse("gone:1"), n -> { });
         }
-        List<String> operation = switch (point) {
-            case INDEX_REPLACED -> List.of("untag", "gone:1");
-            case SWEEPING -> {
-                for (int i = 0; i < 3; i++) {
-                    byte[] orphan = StoreFiles.bytes("orphan " + i, 1000);
-                    Files.write(StoreFiles.blob(root, StoreFiles.sha256(orphan)), orphan);
-                }
-                yield List.of("gc");
-            }
-            default -> List.of("import", incoming.toString(), "new:1");
+        boolean untag = switch (point) {
+            case JOURNAL_WRITTEN, JOURNAL_SYNCED, INDEX_REPLACED, JOURNAL_COMPACTED -> true;
+            default -> false;
         };
+        List<String> operation = untag ? List.of("untag", "gone:1") : List.of("import", incoming.toString(), "new:1");
+        if (point == CrashPoint.SWEEPING) {
+            for (int i = 0; i < 3; i++) {
+                byte[] orphan = StoreFiles.bytes("orphan " + i, 1000);
+                Files.write(StoreFiles.blob(root, StoreFiles.sha256(orphan)), orphan);
+            }
+            operation = List.of("gc");
+        }
+        if (point == CrashPoint.JOURNAL_REPLAYED) {
+            leaveJournalWithTornTail(root);
+        }
         List<String> args = new ArrayList<>(List.of("crash", root.toString(), point.name()));
         args.addAll(operation);
 
@@ -60,9 +69,55 @@ class CrashTest {
         assertEquals(CrashingImporter.HALT_STATUS, child.status(), () -> "the child should halt at " + point + ":\n" + child.output());
         StoreFiles.Outcome after = StoreFiles.assertConsistent(root);
         assertTrue(after.has("keep:1"), "an untouched image survives any crash");
-        assertEquals(point != CrashPoint.INDEX_REPLACED, after.has("gone:1"), "the untag is durable once index.json is replaced");
-        assertFalse(after.has("new:1"), "an import is visible only after its index.json is in place");
+        boolean untagged = untag || point == CrashPoint.JOURNAL_REPLAYED;
+        assertEquals(!untagged, after.has("gone:1"), "the untag is durable once its journal frame is written");
+        assertEquals(point == CrashPoint.INDEX_STAGED, after.has("new:1"),
+                "an import is there exactly when its journal frame was written whole");
         assertTrue(after.collected() > 0, "a crash at " + point + " leaves something for gc (it was not a no-op)");
+        for (String name : after.names().keySet().stream().map(ImageName::toString).toList()) {
+            StoreFiles.assertSkopeoReads(root, name);
+        }
+    }
+
+    /** A store whose journal has an untag of gone:1 not yet in index.json, and a torn frame after it. */
+    private static void leaveJournalWithTornTail(Path root) throws Exception {
+        CrashingImporter.Result first = CrashingImporter.run("crash", root.toString(), "JOURNAL_SYNCED", "untag", "gone:1");
+        assertEquals(CrashingImporter.HALT_STATUS, first.status(), first.output());
+        byte[] frame = Journal.encodeFrame(Long.MAX_VALUE / 2, List.of(new Change.RemoveName(ImageName.parse("keep:1"))));
+        Files.write(root.resolve(".vimgfs/journal"), java.util.Arrays.copyOf(frame, frame.length / 2),
+                StandardOpenOption.APPEND);
+    }
+
+    /**
+     * SIGKILL while a process tags names as fast as it can: every name it reported acknowledged
+     * is there afterwards, whichever step (append, fsync, index rewrite, compaction) the kill hit.
+     */
+    @Test
+    void everyAcknowledgedNameSurvivesSigkillDuringTagChurn() throws Exception {
+        Path root = dir.resolve("store");
+        try (ImageStore store = ImageStore.open(root)) {
+            store.importFile(Files.write(dir.resolve("base.img"), StoreFiles.bytes("base", 64 * 1024)),
+                    Reference.parse("base:1"), n -> { });
+        }
+        for (int round = 0; round < 4; round++) {
+            Process child = CrashingImporter.command(true, "tags", root.toString(), "r" + round).start();
+            BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
+            assertEquals("ready", out.readLine());
+            List<String> acknowledged = new ArrayList<>();
+            int wanted = 50 + round * 150;
+            for (String line = out.readLine(); line != null && acknowledged.size() < wanted; line = out.readLine()) {
+                acknowledged.add(line.substring("tagged ".length()));
+            }
+            child.destroyForcibly();
+            assertTrue(child.waitFor(30, TimeUnit.SECONDS));
+            out.close();
+
+            StoreFiles.Outcome after = StoreFiles.assertConsistent(root);
+            for (String name : acknowledged) {
+                assertTrue(after.has(name), name + " was acknowledged before the kill, and lost");
+            }
+            StoreFiles.assertSkopeoReads(root, acknowledged.get(acknowledged.size() - 1));
+        }
     }
 
     @Test

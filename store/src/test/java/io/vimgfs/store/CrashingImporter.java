@@ -17,6 +17,7 @@ import java.util.concurrent.TimeUnit;
  * once STORE FILE        import FILE as big:latest and untag it, then print "done MILLIS"
  * loop STORE FILE        the same, forever, printing each step
  * many STORE PREFIX N    import N generated images as PREFIX/img:I
+ * tags STORE PREFIX      give base:1 the names PREFIX:0, PREFIX:1, … forever, printing "tagged NAME" after each
  * import STORE FILE NAME
  * gc STORE
  * </pre>
@@ -49,6 +50,17 @@ public final class CrashingImporter {
                     for (int i = 0; i < Integer.parseInt(args[3]); i++) {
                         s.importStream(new ByteArrayInputStream(content(args[2], i)),
                                 Reference.parse(args[2] + "/img:" + i), n -> { });
+                    }
+                }
+            }
+            case "tags" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    for (int i = 0; ; i++) {
+                        ImageName name = ImageName.parse(args[2] + ":" + i);
+                        s.tag("base:1", name);
+                        System.out.println("tagged " + name);
+                        System.out.flush();
                     }
                 }
             }

@@ -55,7 +55,7 @@ class FullDiskTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = CrashPoint.class, names = {"LAYER_PLACED", "MANIFEST_WRITTEN", "INDEX_STAGED"})
+    @EnumSource(value = CrashPoint.class, names = {"LAYER_PLACED", "MANIFEST_WRITTEN", "JOURNAL_TORN", "JOURNAL_WRITTEN"})
     void aPlacementThatRunsOutOfSpaceLeavesNoBlob(CrashPoint point) throws IOException {
         Set<String> before = blobNames(root);
         Path b = write("b.raw", bytes("b", 2 << 20));
@@ -89,11 +89,32 @@ class FullDiskTest {
     @Test
     void aFailedCommitNeverDeletesBlobsThatWereThereBefore() throws IOException {
         Set<String> before = blobNames(root);
-        failAt.set(CrashPoint.INDEX_STAGED);
+        failAt.set(CrashPoint.JOURNAL_WRITTEN);
 
         assertThrows(Exception.class, () -> importAs(write("again.raw", bytes("a", 1 << 20)), "a:2"));
         assertEquals(before, blobNames(root));
         assertTrue(store.fsck(false, n -> { }).clean(), "a:1 keeps every blob it needs");
+    }
+
+    @Test
+    void anIndexRewriteThatRunsOutOfSpaceLosesNoName() throws IOException {
+        store.syncIndex();
+        failAt.set(CrashPoint.INDEX_STAGED);
+
+        ImageInfo b = importAs(write("b.raw", bytes("b", 1 << 20)), "b:1");
+        try {
+            store.syncIndex(); // unless the background writer ran into the full disk first
+        } catch (IOException | UncheckedIOException e) {
+            assertTrue(String.valueOf(e.getMessage()).contains("No space left on device"), String.valueOf(e));
+        }
+        assertEquals(null, failAt.get(), "the rewrite ran out of space once");
+        assertEquals(b, store.resolve("b:1"), "the journal has the name");
+        store.close();
+        store = ImageStore.open(root);
+        assertEquals(Set.of("a:1", "b:1"), names(store), "and it survives a reopen");
+        store.syncIndex();
+        assertEquals(b.digest().hex(), StoreFiles.blobsOfImage(root, "b:1").get(2), "index.json caught up");
+        assertTrue(store.fsck(false, n -> { }).clean());
     }
 
     private ImageInfo importAs(Path file, String reference) throws IOException {

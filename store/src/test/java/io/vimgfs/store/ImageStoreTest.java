@@ -300,6 +300,7 @@ class ImageStoreTest {
 
         assertEquals(b.digest(), store.resolve("os:stable").digest());
         assertEquals(Optional.empty(), store.image(a.digest()), "a lost its only name");
+        store.syncIndex();
         assertFalse(Files.exists(blob(root, a.digest().hex())));
 
         ImageInfo c = importAs(write("c.img", bytes("c", 4096)), "os:next");
@@ -312,6 +313,7 @@ class ImageStoreTest {
     void untaggingTheLastNameDeletesManifestConfigAndLayer() throws Exception {
         ImageInfo info = importAs(write("a.img", bytes("a", MIB)), "a:1");
         store.tag("a:1", ImageName.parse("a:2"));
+        store.syncIndex();
         List<String> blobs = StoreFiles.blobsOfImage(root, "a:1");
         assertEquals(3, blobs.size());
         assertEquals(info.digest().hex(), blobs.get(2));
@@ -321,6 +323,7 @@ class ImageStoreTest {
 
         store.untag(ImageName.parse("a:2"));
         assertEquals(List.of(), store.list());
+        store.syncIndex();
         for (String hex : blobs) {
             assertFalse(Files.exists(blob(root, hex)), hex + " outlived its image");
         }
@@ -347,6 +350,7 @@ class ImageStoreTest {
         assertTrue(store.removeImage(vm.digest()));
 
         assertEquals(List.of(), store.list());
+        store.syncIndex();
         assertEquals(Set.of(), blobNames(root), "the base went with its last overlay");
     }
 
@@ -465,6 +469,7 @@ class ImageStoreTest {
         ImageInfo lost = importAs(write("l.img", bytes("lost", MIB)), "lost:1");
         ImageInfo good = importAs(qcow2("good.qcow2"), "good:1");
         store.tag("good:1", ImageName.parse("good:2"));
+        store.syncIndex();
         String lostManifest = StoreFiles.blobsOfImage(root, "lost:1").get(0);
 
         StoreFiles.unprotect(blob(root, corrupt.digest().hex()));
@@ -646,5 +651,79 @@ class ImageStoreTest {
         String[] out = new String(stat.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim().split(" ");
         assertEquals(0, stat.waitFor());
         return Long.parseLong(out[0]) * Long.parseLong(out[1]);
+    }
+
+    // ---- the journal ---------------------------------------------------------------------
+
+    @Test
+    void aChangeWhoseCallerSawAFailureNeverCommitsLater() throws Exception {
+        importAs(write("a.img", bytes("a", 4096)), "a:1");
+        Path index = root.resolve("index.json");
+        try (ImageStore other = ImageStore.open(root)) {
+            other.tag("a:1", ImageName.parse("b:1"));
+            other.syncIndex();
+            byte[] sound = Files.readAllBytes(index);
+            Files.writeString(index, "{ damaged"); // reloading the other process's commit fails
+
+            assertThrows(StoreDamagedException.class, () -> store.tag("a:1", ImageName.parse("c:1")));
+
+            Files.write(index, sound);
+            store.tag("a:1", ImageName.parse("d:1"));
+        }
+        assertEquals(Set.of("a:1", "b:1", "d:1"), StoreFiles.names(store), "c:1 was refused, and stays refused");
+        reopen();
+        assertEquals(Set.of("a:1", "b:1", "d:1"), StoreFiles.names(store));
+    }
+
+    @Test
+    void anotherProcessSeesACommitByTheJournalAloneAndIndexJsonCatchesUpWithinASecond() throws Exception {
+        importAs(write("a.img", bytes("a", 4096)), "a:1");
+        store.syncIndex();
+        Consumer<CrashPoint> noIndexWrites = point -> {
+            if (point == CrashPoint.INDEX_STAGED) {
+                throw new java.io.UncheckedIOException(new IOException("this writer never rewrites index.json"));
+            }
+        };
+        try (ImageStore writer = ImageStore.open(root, StoreOptions.defaults().withCrashHook(noIndexWrites))) {
+            writer.tag("a:1", ImageName.parse("b:1"));
+            assertFalse(Files.readString(root.resolve("index.json")).contains("b:1"));
+
+            assertTrue(store.refresh(), "the journal grew");
+            assertEquals(Set.of("a:1", "b:1"), StoreFiles.names(store));
+            assertFalse(store.refresh(), "two stats, nothing new");
+
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+            while (!Files.readString(root.resolve("index.json")).contains("b:1") && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(Files.readString(root.resolve("index.json")).contains("b:1"),
+                    "the process that noticed the commit rewrote index.json in the background");
+            StoreFiles.assertSkopeoReads(root, "b:1");
+            assertEquals(Set.of("a:1", "b:1"), StoreFiles.names(writer), "the writer took the other's rewrite");
+        }
+    }
+
+    @Test
+    void nameChangesCostAJournalFrameEachAndIndexJsonIsRewrittenAtMostAboutOnceASecond() throws Exception {
+        importAs(write("a.img", bytes("a", 4096)), "a:1");
+        store.close();
+        java.util.concurrent.atomic.AtomicInteger frames = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger rewrites = new java.util.concurrent.atomic.AtomicInteger();
+        store = ImageStore.open(root, StoreOptions.defaults().withCrashHook(point -> {
+            if (point == CrashPoint.JOURNAL_SYNCED) {
+                frames.incrementAndGet();
+            } else if (point == CrashPoint.INDEX_REPLACED) {
+                rewrites.incrementAndGet();
+            }
+        }));
+        long start = System.nanoTime();
+        for (int i = 0; i < 300; i++) {
+            store.tag("a:1", ImageName.parse("t:" + i));
+        }
+        long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+        assertEquals(300, frames.get(), "one frame (and one fsync) per change");
+        assertTrue(rewrites.get() <= seconds + 2, rewrites + " index rewrites in " + seconds + " s");
+        reopen();
+        assertEquals(301, store.names().size(), "every name is durable");
     }
 }

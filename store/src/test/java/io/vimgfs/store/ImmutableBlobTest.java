@@ -57,6 +57,7 @@ class ImmutableBlobTest {
     @Test
     void rootCannotWriteAppendTruncateRenameOrDeleteAPlacedBlob() throws Exception {
         ImageInfo image = importAs("a.img", bytes("a", MIB), "a:1");
+        store.syncIndex();
         for (String hex : StoreFiles.blobsOfImage(root, "a:1")) { // manifest, config, layer
             Path blob = blob(root, hex);
             assertTrue(lsattr(blob).contains("i"), hex + " is immutable: " + lsattr(blob));
@@ -80,13 +81,16 @@ class ImmutableBlobTest {
     @Test
     void untagOfTheLastNameAndGcStillDeleteImmutableBlobs() throws Exception {
         importAs("a.img", bytes("a", MIB), "a:1");
+        store.syncIndex();
         List<String> blobs = StoreFiles.blobsOfImage(root, "a:1");
         store.untag(ImageName.parse("a:1"));
+        store.syncIndex(); // the blobs go once index.json no longer names them
         for (String hex : blobs) {
             assertFalse(Files.exists(blob(root, hex)), hex + " went with its image's last name");
         }
 
         importAs("b.img", bytes("b", MIB), "b:1");
+        store.syncIndex();
         List<String> orphaned = StoreFiles.blobsOfImage(root, "b:1");
         forgetAllNames();
         assertEquals(3, store.collectGarbage(false).removals().size());
@@ -151,6 +155,7 @@ class ImmutableBlobTest {
     @Test
     void sealBlobsBringsAStoreWrittenBeforeImmutabilityUpToDate() throws Exception {
         ImageInfo image = importAs("a.img", bytes("a", MIB), "a:1");
+        store.syncIndex();
         List<String> blobs = StoreFiles.blobsOfImage(root, "a:1");
         for (String hex : blobs) { // what a store written by an older vimgfs looks like
             Path blob = blob(root, hex);
@@ -197,6 +202,25 @@ class ImmutableBlobTest {
     }
 
     /** Empties index.json behind the store's back, leaving every blob unreferenced. */
+    @Test
+    void theMountTimeSealingPassIsSkippedWhileOnlyVimgfsChangedBlobsButNotAfterAnotherToolAddedOne() throws Exception {
+        importAs("a.img", bytes("a", MIB), "a:1");
+        store.sealBlobs();
+        importAs("b.img", bytes("b", MIB), "b:1");
+        store.untag(ImageName.parse("a:1"));
+        store.syncIndex();
+        Path layer = blob(root, store.resolve("b:1").digest().hex());
+        StoreFiles.unprotect(layer); // behind vimgfs's back, without touching blobs/ itself
+        assertEquals(0, store.sealBlobs(), "vimgfs's own placements and deletions kept the stamp: no pass");
+        assertFalse(lsattr(layer).contains("i"), "(which is why fsck still checks every blob)");
+
+        byte[] foreign = bytes("from skopeo", 1000); // another tool writes a blob into the layout
+        Files.write(blob(root, sha256(foreign)), foreign);
+        assertEquals(2, store.sealBlobs(), "blobs/ changed outside vimgfs: the full pass ran");
+        assertTrue(lsattr(layer).contains("i"));
+        assertTrue(lsattr(blob(root, sha256(foreign))).contains("i"));
+    }
+
     private void forgetAllNames() throws IOException {
         Files.writeString(root.resolve("index.json"), "{\"schemaVersion\":2,\"manifests\":[]}");
         store.refresh();

@@ -179,6 +179,25 @@ final class StoreFiles {
         }
     }
 
+    /**
+     * {@code skopeo inspect --raw oci:ROOT:NAME} prints the manifest index.json names for it, as
+     * any reader of the OCI layout sees it. Skipped where skopeo is not installed.
+     */
+    static void assertSkopeoReads(Path root, String name) throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/skopeo")), "skopeo is not installed");
+        Process process = new ProcessBuilder("skopeo", "inspect", "--raw", "oci:" + root + ":" + name).start();
+        byte[] manifest = process.getInputStream().readAllBytes();
+        String errors = new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        try {
+            assertEquals(0, process.waitFor(), () -> "skopeo inspect " + name + ": " + errors);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+        }
+        assertEquals(hexOf(descriptorOf(root, name).path("digest").asText()), sha256(manifest),
+                "skopeo reads the manifest index.json names for " + name);
+    }
+
     record Outcome(Map<ImageName, Digest> names, int collected) {
         boolean has(String name) {
             try {

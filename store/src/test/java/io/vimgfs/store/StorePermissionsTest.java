@@ -77,6 +77,7 @@ class StorePermissionsTest {
 
             ImageInfo image = store.importFile(Files.write(dir.resolve("a.img"), bytes("a", MIB)),
                     Reference.parse("a:1"), n -> { });
+            store.syncIndex();
             for (String hex : StoreFiles.blobsOfImage(root, "a:1")) {
                 assertEquals("r--r--r--", mode(blob(root, hex)), hex);
             }

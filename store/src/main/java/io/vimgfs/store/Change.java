@@ -1,0 +1,32 @@
+package io.vimgfs.store;
+
+/**
+ * One change of the catalog, as data: what a commit appends to the journal, what replaying the
+ * journal (at open, or when another process committed) applies, and what tests generate. Every
+ * change is applied by {@link Catalog#apply}, and by nothing else; blobs a change needs are
+ * installed before it is made, so applying one never touches a file.
+ */
+sealed interface Change {
+    /** Gives the image (which the catalog must hold) the name, moving it if another image had it. */
+    record SetName(ImageName name, Digest image) implements Change {
+    }
+
+    /** Removes the name if it is there. */
+    record RemoveName(ImageName name) implements Change {
+    }
+
+    /** Adds an image whose blobs are durable in blobs/; it stays only if a name or overlay needs it. */
+    record AddImage(StoredImage image) implements Change {
+    }
+
+    /** Removes every name of the image; it stays, nameless, while an overlay needs it. */
+    record RemoveImage(Digest image) implements Change {
+    }
+
+    /**
+     * A hold on an image was taken or released. Holds are kept in {@code .vimgfs/holds.json} for
+     * now; the record type exists so the journal format need not change when they move here.
+     */
+    record HoldChanged(String holder, Digest image, boolean held) implements Change {
+    }
+}
