@@ -41,20 +41,40 @@ class LibvirtTest {
         Path kit = Path.of(System.getenv().getOrDefault("VIMGFS_BOOT_KIT", "/var/cache/vimgfs-boot-kit"));
         Shell.run(Duration.ofMinutes(15), Map.of(), List.of(Path.of("..", "scripts", "make-boot-kit").toAbsolutePath().normalize().toString(),
                 kit.toString())).ok();
-        String marker = Files.readString(kit.resolve("marker")).strip();
-        String content = Files.readString(kit.resolve("disk.sha256")).strip();
         // libvirt-qemu must traverse every parent of the store, the mountpoint and the overlay: not a 0700 @TempDir
         Path dir = Files.createTempDirectory(Path.of("/tmp"), "vimgfs-libvirt-");
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Path vms = Files.createDirectories(dir.resolve("vms"));
-        for (String file : List.of("vmlinuz", "initrd.img")) {
-            Files.copy(kit.resolve(file), vms.resolve(file));
-        }
         Path images = Files.createTempDirectory(Path.of("/var/lib/libvirt/images"), "vimgfs-test-");
-        Files.setPosixFilePermissions(images, PosixFilePermissions.fromString("rwxr-xr-x"));
         String kvmBefore = Shell.run("stat", "-c", "%U:%G %a", "/dev/kvm").out().strip();
         List<Long> started = new ArrayList<>();
         List<String> domains = new ArrayList<>();
+        Path vms = dir.resolve("vms");
+        try {
+            Files.setPosixFilePermissions(images, PosixFilePermissions.fromString("rwxr-xr-x"));
+            Files.createDirectories(vms);
+            for (String file : List.of("vmlinuz", "initrd.img")) {
+                Files.copy(kit.resolve(file), vms.resolve(file));
+            }
+            bootThroughARestart(kit, dir, vms, images, started, kvmBefore, domains);
+        } finally {
+            for (long pid : started) {
+                Shell.run("kill", Long.toString(pid));
+            }
+            if (!kvmBefore.equals(Shell.run("stat", "-c", "%U:%G %a", "/dev/kvm").out().strip())) {
+                String[] owner = kvmBefore.split("[: ]");
+                Shell.run("chown", owner[0] + ":" + owner[1], "/dev/kvm");
+                Shell.run("chmod", owner[2], "/dev/kvm");
+            }
+            Shell.run("chattr", "-R", "-f", "-i", dir.toString()); // the store's blobs are immutable
+            Shell.run("rm", "-rf", dir.toString(), images.toString());
+        }
+    }
+
+    /** The mount, the pools and the three domains; the caller cleans up after libvirt and the files. */
+    private static void bootThroughARestart(Path kit, Path dir, Path vms, Path images, List<Long> started, String kvmBefore,
+            List<String> domains) throws Exception {
+        String marker = Files.readString(kit.resolve("marker")).strip();
+        String content = Files.readString(kit.resolve("disk.sha256")).strip();
         try (MountedStore m = MountedStore.mount(dir, "allow_other")) {
             startLibvirt(started, kvmBefore);
             Shell.run("cp", kit.resolve("disk.qcow2").toString(), m.at("incoming/boot:qcow2")).ok();
@@ -130,17 +150,6 @@ class LibvirtTest {
                     virsh("pool-undefine", pool);
                 }
             }
-        } finally {
-            for (long pid : started) {
-                Shell.run("kill", Long.toString(pid));
-            }
-            if (!kvmBefore.equals(Shell.run("stat", "-c", "%U:%G %a", "/dev/kvm").out().strip())) {
-                String[] owner = kvmBefore.split("[: ]");
-                Shell.run("chown", owner[0] + ":" + owner[1], "/dev/kvm");
-                Shell.run("chmod", owner[2], "/dev/kvm");
-            }
-            Shell.run("chattr", "-R", "-f", "-i", dir.toString()); // the store's blobs are immutable
-            Shell.run("rm", "-rf", dir.toString(), images.toString());
         }
     }
 
