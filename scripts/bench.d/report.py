@@ -13,17 +13,18 @@ Record kinds (tab-separated, first field):
   note  WL TEXT
 (cpu and rss records without SYSTEM, written before issue 9, are the default vimgfs system's.)
 
-Systems: native, bindfs, vimgfs (the default mount) and fuse (a mount with -o data=fuse).
+Systems: native, bindfs, vimgfs (the default mount), fuse (a mount with -o data=fuse) and metrics
+(the metrics group's mount again with -o metrics=, judged against the same mount without it).
 """
 import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
 REFS = ("native", "bindfs")
-NAMES = {"fuse": "vimgfs data=fuse"}
-SHORT = {"fuse": "data=fuse"}  # in ratio headers and target texts
+NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics="}
+SHORT = {"fuse": "data=fuse", "metrics": "with metrics"}  # in ratio headers and target texts
 
 
 def short(system):
@@ -155,8 +156,12 @@ def ratio(x):
 
 
 def target_cell(row):
-    """Each target with its own mark: one row may judge two systems."""
-    return ", ".join(t["text"] + {True: " ✓", False: " ✗", None: ""}[t["met"]] for t in row["targets"])
+    """Each target with its own mark: one row may judge two systems. A ratio no column shows (one
+    vimgfs mount against another) is given with its target."""
+    def shown(t):
+        value = " (%s)" % ratio(t["value"]) if t["ref"] not in REFS + ("abs",) and t["value"] is not None else ""
+        return t["text"] + value + {True: " ✓", False: " ✗", None: ""}[t["met"]]
+    return ", ".join(shown(t) for t in row["targets"])
 
 
 def daemon_cell(row, key):
