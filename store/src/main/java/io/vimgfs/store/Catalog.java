@@ -26,12 +26,21 @@ import org.pcollections.TreePVector;
  * index.json and then published. The maps are persistent, so a change costs O(log n) and
  * shares everything else with the snapshot it came from.
  *
- * <p>An image is live while it has a name or is the backing of a live image; changes drop the
+ * <p>An image is live while it has a name, is the backing of a live image, or its {@link Keeper}
+ * (the store's {@link Retention}) says something outside the catalog keeps it; changes drop the
  * rest, and remember what they dropped so the commit can delete those blobs.
  */
 final class Catalog {
+    /** Whether something outside the catalog (a hold, an overlay directory, a process) keeps a nameless image. */
+    interface Keeper {
+        boolean keeps(Digest digest);
+    }
+
+    /** Keeps every nameless image: a catalog read from index.json trusts what was kept when it was written. */
+    static final Keeper KEEP_ALL = digest -> true;
+
     static final Catalog EMPTY = new Catalog(TreePMap.empty(), TreePMap.empty(), HashTreePMap.empty(),
-            HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty());
+            HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty(), KEEP_ALL);
 
     private final PSortedMap<Digest, StoredImage> images;
     private final PSortedMap<ImageName, Digest> names;
@@ -41,16 +50,45 @@ final class Catalog {
     private final PVector<JsonNode> foreign;
     /** Images dropped since the last {@link #committed()}: their blobs are garbage. */
     private final PVector<StoredImage> dropped;
+    /** Asked before a nameless image without overlays is dropped; changes pass it along. */
+    private final Keeper keeper;
 
     private Catalog(PSortedMap<Digest, StoredImage> images, PSortedMap<ImageName, Digest> names,
             PMap<Digest, PSortedSet<ImageName>> namesByImage, PMap<Digest, PSet<Digest>> overlays,
-            PVector<JsonNode> foreign, PVector<StoredImage> dropped) {
+            PVector<JsonNode> foreign, PVector<StoredImage> dropped, Keeper keeper) {
         this.images = images;
         this.names = names;
         this.namesByImage = namesByImage;
         this.overlays = overlays;
         this.foreign = foreign;
         this.dropped = dropped;
+        this.keeper = keeper;
+    }
+
+    /** This catalog, asking {@code by} whether a nameless image stays in the changes made from it. */
+    Catalog keptBy(Keeper by) {
+        return by == keeper ? this : new Catalog(images, names, namesByImage, overlays, foreign, dropped, by);
+    }
+
+    /** This catalog without the nameless images nothing keeps any more (a hold ended, an overlay went, a file closed). */
+    Catalog withoutUnkept() {
+        Set<Digest> nameless = new HashSet<>();
+        for (Digest digest : images.keySet()) {
+            if (!namesByImage.containsKey(digest)) {
+                nameless.add(digest);
+            }
+        }
+        return prune(nameless);
+    }
+
+    /** This catalog without those of the images that are nameless and that nothing keeps. */
+    Catalog withoutUnkept(Collection<Digest> among) {
+        return prune(new HashSet<>(among));
+    }
+
+    /** The live images that name this one as their backing. */
+    Set<Digest> overlaysOf(Digest digest) {
+        return overlays.getOrDefault(digest, TreePSet.empty());
     }
 
     /** A catalog of the given images; each name must refer to one of them. Unreferenced images are dropped. */
@@ -75,7 +113,7 @@ final class Catalog {
         overlaysOf.forEach((digest, set) -> persistentOverlays.put(digest, TreePSet.fromSortedSet(set)));
         Catalog catalog = new Catalog(TreePMap.fromSortedMap(byDigest), TreePMap.fromSortedMap(new java.util.TreeMap<>(names)),
                 HashTreePMap.from(persistentNames), HashTreePMap.from(persistentOverlays), TreePVector.from(foreign),
-                TreePVector.empty());
+                TreePVector.empty(), KEEP_ALL);
         return catalog.prune(byDigest.keySet()).committed();
     }
 
@@ -122,7 +160,7 @@ final class Catalog {
 
     /** The same catalog with its list of dropped images cleared, once their blobs are dealt with. */
     Catalog committed() {
-        return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty());
+        return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty(), keeper);
     }
 
     /** This catalog with the name moved to (or added for) the image. */
@@ -207,7 +245,7 @@ final class Catalog {
             PSet<Digest> of = newOverlays.getOrDefault(image.backing().get(), TreePSet.empty());
             newOverlays = newOverlays.plus(image.backing().get(), of.plus(image.layer()));
         }
-        return new Catalog(images.plus(image.layer(), image), names, namesByImage, newOverlays, foreign, dropped);
+        return new Catalog(images.plus(image.layer(), image), names, namesByImage, newOverlays, foreign, dropped, keeper);
     }
 
     private Catalog withNameOnly(ImageName name, Digest digest) {
@@ -217,11 +255,11 @@ final class Catalog {
             byImage = withoutName(byImage, previous, name);
         }
         byImage = byImage.plus(digest, byImage.getOrDefault(digest, TreePSet.empty()).plus(name));
-        return new Catalog(images, names.plus(name, digest), byImage, overlays, foreign, dropped);
+        return new Catalog(images, names.plus(name, digest), byImage, overlays, foreign, dropped, keeper);
     }
 
     private Catalog withoutNameOnly(ImageName name, Digest digest) {
-        return new Catalog(images, names.minus(name), withoutName(namesByImage, digest, name), overlays, foreign, dropped);
+        return new Catalog(images, names.minus(name), withoutName(namesByImage, digest, name), overlays, foreign, dropped, keeper);
     }
 
     private static PMap<Digest, PSortedSet<ImageName>> withoutName(PMap<Digest, PSortedSet<ImageName>> byImage,
@@ -236,7 +274,7 @@ final class Catalog {
         return rest.isEmpty() ? overlays.minus(base) : overlays.plus(base, rest);
     }
 
-    /** Drops the candidates that have no name and no overlay, then their bases in turn. */
+    /** Drops the candidates that have no name, no overlay and nothing outside keeping them, then their bases in turn. */
     private Catalog prune(Set<Digest> candidates) {
         PSortedMap<Digest, StoredImage> newImages = images;
         PMap<Digest, PSet<Digest>> newOverlays = overlays;
@@ -245,7 +283,8 @@ final class Catalog {
         while (!work.isEmpty()) {
             Digest digest = work.pop();
             StoredImage image = newImages.get(digest);
-            if (image == null || namesByImage.containsKey(digest) || newOverlays.containsKey(digest)) {
+            if (image == null || namesByImage.containsKey(digest) || newOverlays.containsKey(digest)
+                    || keeper.keeps(digest)) {
                 continue;
             }
             newImages = newImages.minus(digest);
@@ -255,6 +294,6 @@ final class Catalog {
                 work.push(image.backing().get());
             }
         }
-        return newImages == images ? this : new Catalog(newImages, names, namesByImage, newOverlays, foreign, newDropped);
+        return newImages == images ? this : new Catalog(newImages, names, namesByImage, newOverlays, foreign, newDropped, keeper);
     }
 }
