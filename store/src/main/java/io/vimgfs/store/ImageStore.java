@@ -771,10 +771,11 @@ public final class ImageStore implements Closeable {
     public boolean collectIfUnused(Digest digest) throws IOException {
         return lock.exclusive("collect an unused blob", () -> {
             reloadIfChanged();
+            boolean had = files.exists(digest);
             if (current.catalog().image(digest).isPresent() && current.catalog().namesOf(digest).isEmpty()) {
-                change("collect an unused image", Catalog::withoutUnkept); // kept while open: gone once closed
+                change("collect an unused image", c -> c.withoutUnkept(List.of(digest))); // kept while open: gone once closed
             }
-            return collector.collectIfUnused(current.catalog(), digest);
+            return collector.collectIfUnused(current.catalog(), digest) || (had && !files.exists(digest));
         });
     }
 
