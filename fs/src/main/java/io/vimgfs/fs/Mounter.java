@@ -28,6 +28,8 @@ import ru.serce.jnrfuse.utils.MountUtils;
 public final class Mounter {
     private static final System.Logger LOG = System.getLogger(Mounter.class.getName());
     private static final long REFRESH_MILLIS = 500;
+    /** How often the mount writes last uses (the store writes at most once a minute) and checks -o prune_at. */
+    private static final long HOUSEKEEPING_SECONDS = 10;
     private static final Duration LINK_MODE_GRACE = Duration.ofSeconds(5);
     private static final Duration FUSE_MODE_GRACE = Duration.ofSeconds(30);
 
@@ -113,6 +115,8 @@ public final class Mounter {
                 return thread;
             });
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            Housekeeping housekeeping = new Housekeeping(store, request.pruneWatermarks());
+            watcher.scheduleWithFixedDelay(housekeeping, HOUSEKEEPING_SECONDS, HOUSEKEEPING_SECONDS, TimeUnit.SECONDS);
             CountDownLatch finished = new CountDownLatch(1);
             AtomicBoolean live = new AtomicBoolean();
             AtomicBoolean stopping = new AtomicBoolean();
@@ -151,6 +155,7 @@ public final class Mounter {
                 throw new MountException(e.getMessage());
             } finally {
                 watcher.shutdownNow();
+                housekeeping.flush();
                 closeQuietly(watched);
                 fs.close();
                 if (live.get()) {
