@@ -14,7 +14,7 @@ import java.util.function.Supplier;
 /**
  * The one rule of what is alive. An image stays while any of these hold: it has a name; a stored
  * image names it as backing; a hold names it; a qcow2 under a held overlay directory uses it
- * anywhere in its chain; some process has it open. Catalog changes, garbage collection, prune,
+ * anywhere in its chain; some other process has it open. Catalog changes, garbage collection, prune,
  * fsck and {@code hold ls} all ask here, and get the reasons as {@link KeepReason} values.
  *
  * <p>A {@link View} looks at one moment: the holds as given, and — only when first asked about
@@ -122,7 +122,16 @@ final class Retention {
         synchronized Map<Digest, List<ImageHolder>> open() {
             if (open == null) {
                 try {
-                    open = new HashMap<>(OpenImages.of(files).scan());
+                    // This process's own descriptors (an upload's channel, a data=fuse reader's handle)
+                    // are not a reason: the blob outlives them by itself and goes when they close.
+                    long self = ProcessHandle.current().pid();
+                    open = new HashMap<>();
+                    OpenImages.of(files).scan().forEach((digest, holders) -> {
+                        List<ImageHolder> others = holders.stream().filter(h -> h.pid() != self).toList();
+                        if (!others.isEmpty()) {
+                            open.put(digest, others);
+                        }
+                    });
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
