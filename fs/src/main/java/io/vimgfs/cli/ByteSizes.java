@@ -25,4 +25,15 @@ final class ByteSizes {
         }
         return number + " " + UNITS[unit];
     }
+
+    /** {@code 50G}, {@code 512M}, {@code 1.5T}, {@code 4096}: powers of 1024, as {@code df -h} prints them. */
+    static long parse(String text) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("([0-9]+(?:\\.[0-9]+)?)([KMGTP]?)(?:i?B)?",
+                java.util.regex.Pattern.CASE_INSENSITIVE).matcher(text.strip());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("'" + text + "' is not a size: give bytes or a number with K, M, G, T or P (50G)");
+        }
+        int power = m.group(2).isEmpty() ? 0 : "KMGTP".indexOf(m.group(2).toUpperCase(java.util.Locale.ROOT)) + 1;
+        return (long) (Double.parseDouble(m.group(1)) * Math.pow(1024, power));
+    }
 }

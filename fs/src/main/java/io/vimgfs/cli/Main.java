@@ -33,6 +33,8 @@ import picocli.CommandLine.Option;
             PullCommand.class,
             PushCommand.class,
             StatusCommand.class,
+            HoldCommand.class,
+            PruneCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
 

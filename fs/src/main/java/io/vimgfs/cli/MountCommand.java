@@ -29,7 +29,7 @@ import picocli.CommandLine.ParentCommand;
         description = {"Mount a store. Also what 'vimgfs MOUNTPOINT' and 'vimgfs STORE MOUNTPOINT' run,",
             "and what mount -t fuse.vimgfs STORE MOUNTPOINT and /etc/fstab call."})
 final class MountCommand implements Callable<Integer> {
-    private static final Set<String> VERBS = Set.of("mount", "ls", "import", "tag", "rm", "gc", "fsck", "inspect", "pull", "push", "status", "help");
+    private static final Set<String> VERBS = Set.of("mount", "ls", "import", "tag", "rm", "gc", "fsck", "inspect", "pull", "push", "status", "hold", "prune", "help");
     private static final long MOUNT_TIMEOUT_SECONDS = 60;
     /**
      * A long-lived daemon on a small host: the serial collector on a capped heap that gives memory

@@ -51,7 +51,7 @@ final class StatusCommand implements Callable<Integer> {
     private static final Duration RATE_SAMPLE = Duration.ofMillis(500);
     /** What issue 11 and the pull/push work will add; said plainly rather than shown as zero. */
     private static final List<String> NOT_BUILT = List.of(
-            "holds (vimgfs hold) and prune watermarks: not built yet",
+            "prune watermarks in status (a mount's -o prune_at): not shown yet",
             "pulls and pushes in flight, and their metrics: not built yet",
             "gc and prune run counters, journal and index write latency: not in the metrics yet");
 
@@ -249,14 +249,18 @@ final class StatusCommand implements Callable<Integer> {
             format.put("count", format.get("count").asInt() + 1).put("bytes", format.get("bytes").asLong() + image.size());
         }
         ArrayNode nameless = node.putArray("nameless");
+        java.util.Map<io.vimgfs.store.Digest, List<io.vimgfs.store.KeepReason>> reasons = store.keepReasons();
         for (ImageInfo image : images) {
             if (image.names().isEmpty()) {
-                List<String> users = images.stream().filter(i -> i.backing().equals(java.util.Optional.of(image.digest())))
-                        .map(i -> i.names().isEmpty() ? i.digest().toString() : i.names().get(0).toString()).toList();
+                List<String> why = reasons.getOrDefault(image.digest(), List.of()).stream()
+                        .map(io.vimgfs.store.KeepReason::describe).toList();
                 nameless.addObject().put("digest", image.digest().toString()).put("bytes", image.size())
-                        .put("keptBecause", users.isEmpty() ? "nothing (gc removes it)" : "backing of " + String.join(", ", users));
+                        .put("keptBecause", why.isEmpty() ? "nothing (gc removes it)" : String.join("; ", why));
             }
         }
+        ArrayNode holds = node.putArray("holds");
+        store.heldNow().forEach((hold, kept) -> holds.addObject().put("hold", hold.subject()).put("why", hold.why())
+                .put("images", kept.size()));
         GcReport gc = store.collectGarbage(true);
         node.putObject("gcWouldFree").put("files", gc.removals().size()).put("bytes", gc.bytes());
         FileStore filesystem = Files.getFileStore(store.root());

@@ -116,6 +116,10 @@ final class StatusText {
                 out.printf("  nameless %s (%s), kept: %s%n", nameless.path("digest").asText(),
                         ByteSizes.format(nameless.path("bytes").asLong()), nameless.path("keptBecause").asText());
             }
+            for (JsonNode hold : images.path("holds")) {
+                out.printf("  hold on %s%s: keeps %d image(s)%n", hold.path("hold").asText(),
+                        hold.path("why").asText().isEmpty() ? "" : " (" + hold.path("why").asText() + ")", hold.path("images").asInt());
+            }
             JsonNode gc = images.path("gcWouldFree");
             out.printf("gc would free: %s (%d file(s))%n", ByteSizes.format(gc.path("bytes").asLong()), gc.path("files").asInt());
             JsonNode fs = images.path("filesystem");

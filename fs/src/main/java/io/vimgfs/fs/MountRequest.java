@@ -26,6 +26,8 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
     private static final String DATA = "data=";
     private static final String GROUP = "group=";
     private static final String METRICS = "metrics=";
+    private static final String PRUNE_AT = "prune_at=";
+    private static final String PRUNE_TO = "prune_to=";
     private static final int DEFAULT_READAHEAD_KIB = 1024;
     private static final int DEFAULT_THREADS = 8;
 
@@ -43,6 +45,10 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
             if (option.startsWith(METRICS)) {
                 metricsAddressOf(option.substring(METRICS.length())); // refuse a bad address before mounting
             }
+            if ((option.startsWith(PRUNE_AT) || option.startsWith(PRUNE_TO))
+                    && !option.substring(option.indexOf('=') + 1).matches("[0-9]{1,2}%|100%")) {
+                throw new IllegalArgumentException("-o " + option + ": a percentage of the filesystem in use (90%)");
+            }
             if (option.startsWith(GROUP) && !option.substring(GROUP.length()).matches("[a-z_][a-z0-9_-]*\\$?|[0-9]+")) {
                 throw new IllegalArgumentException("-o " + option + ": group is a group name (libvirt-qemu, kvm) or a gid");
             }
@@ -50,7 +56,27 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         if (options.stream().anyMatch(o -> o.startsWith(GROUP)) && !options.contains("allow_other")) {
             throw new IllegalArgumentException("-o group=… needs allow_other: without it no other user can use the mount");
         }
+        boolean at = options.stream().anyMatch(o -> o.startsWith(PRUNE_AT));
+        if (at != options.stream().anyMatch(o -> o.startsWith(PRUNE_TO))) {
+            throw new IllegalArgumentException("-o prune_at=… and prune_to=… go together (prune_at=90%,prune_to=80%)");
+        }
         options = List.copyOf(options);
+        if (at && pruneWatermarks().get().low() >= pruneWatermarks().get().high()) {
+            throw new IllegalArgumentException("-o prune_to must be below prune_at: prune runs from the high mark down to the low");
+        }
+    }
+
+    /** High and low marks of the filesystem's use, in percent. */
+    public record Watermarks(int high, int low) {
+    }
+
+    /**
+     * {@code -o prune_at=90%,prune_to=80%} (off by default): when the store's filesystem is
+     * {@code high} percent used, the mount prunes least recently used images until {@code low}.
+     */
+    public Optional<Watermarks> pruneWatermarks() {
+        return last(PRUNE_AT).flatMap(high -> last(PRUNE_TO).map(low -> new Watermarks(
+                Integer.parseInt(high.replace("%", "")), Integer.parseInt(low.replace("%", "")))));
     }
 
     /** Parses {@code -o a,b,c} lists as given on the command line. */
@@ -75,7 +101,8 @@ public record MountRequest(Path store, Path mountpoint, List<String> options, bo
         for (String option : options) {
             if (!IGNORED.contains(option) && !option.startsWith("x-") && !option.equals("nonempty")
                     && !option.startsWith(THREADS) && !option.startsWith(READAHEAD)
-                    && !option.startsWith(DATA) && !option.startsWith(GROUP) && !option.startsWith(METRICS)) {
+                    && !option.startsWith(DATA) && !option.startsWith(GROUP) && !option.startsWith(METRICS)
+                    && !option.startsWith(PRUNE_AT) && !option.startsWith(PRUNE_TO)) {
                 all.add(option);
             }
         }

@@ -28,6 +28,8 @@ import ru.serce.jnrfuse.utils.MountUtils;
 public final class Mounter {
     private static final System.Logger LOG = System.getLogger(Mounter.class.getName());
     private static final long REFRESH_MILLIS = 500;
+    /** How often the mount writes last uses (the store writes at most once a minute) and checks -o prune_at. */
+    private static final long HOUSEKEEPING_SECONDS = 10;
     private static final Duration LINK_MODE_GRACE = Duration.ofSeconds(5);
     private static final Duration FUSE_MODE_GRACE = Duration.ofSeconds(30);
 
@@ -114,7 +116,9 @@ public final class Mounter {
             });
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
             // readers hold the store's blob files, not the mount's: only /proc tells when they close
-            watcher.scheduleWithFixedDelay(() -> collectClosed(store), 1, 1, TimeUnit.SECONDS);
+            watcher.scheduleWithFixedDelay(() -> collectClosed(store), 2, 2, TimeUnit.SECONDS);
+            Housekeeping housekeeping = new Housekeeping(store, request.pruneWatermarks());
+            watcher.scheduleWithFixedDelay(housekeeping, HOUSEKEEPING_SECONDS, HOUSEKEEPING_SECONDS, TimeUnit.SECONDS);
             CountDownLatch finished = new CountDownLatch(1);
             AtomicBoolean live = new AtomicBoolean();
             AtomicBoolean stopping = new AtomicBoolean();
@@ -153,6 +157,7 @@ public final class Mounter {
                 throw new MountException(e.getMessage());
             } finally {
                 watcher.shutdownNow();
+                housekeeping.flush();
                 closeQuietly(watched);
                 fs.close();
                 if (live.get()) {
@@ -234,7 +239,7 @@ public final class Mounter {
         try {
             int collected = store.collectClosed();
             if (collected > 0) {
-                LOG.log(System.Logger.Level.INFO, "deleted " + collected + " blob(s) of removed images, now that no process has them open");
+                LOG.log(System.Logger.Level.INFO, "removed " + collected + " nameless image(s) nothing keeps any more (closed by their last reader)");
             }
         } catch (Throwable e) {
             LOG.log(System.Logger.Level.WARNING, "collecting blobs of removed images: " + e.getMessage());

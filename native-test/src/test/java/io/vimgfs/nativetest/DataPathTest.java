@@ -121,7 +121,8 @@ class DataPathTest {
             try {
                 awaitLine(reader, "READY");
                 Shell.run("rm", m.at("tags/gone/1")).ok();
-                assertFalse(m.exists("by-digest/sha256/" + hex), "the image went with its last name");
+                assertFalse(m.exists("tags/gone/1"), "the name is gone");
+                assertTrue(m.exists("by-digest/sha256/" + hex), "open by a reader, the image stays, nameless (issue 11)");
 
                 String[] result = finishReader(reader);
 

@@ -2,6 +2,7 @@ package io.vimgfs.store;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Deque;
 import java.util.HashSet;
@@ -26,12 +27,21 @@ import org.pcollections.TreePVector;
  * index.json and then published. The maps are persistent, so a change costs O(log n) and
  * shares everything else with the snapshot it came from.
  *
- * <p>An image is live while it has a name or is the backing of a live image; changes drop the
+ * <p>An image is live while it has a name, is the backing of a live image, or its {@link Keeper}
+ * (the store's {@link Retention}) says something outside the catalog keeps it; changes drop the
  * rest, and remember what they dropped so the commit can delete those blobs.
  */
 final class Catalog {
+    /** Whether something outside the catalog (a hold, an overlay directory, a process) keeps a nameless image. */
+    interface Keeper {
+        boolean keeps(Digest digest);
+    }
+
+    /** Keeps every nameless image: a catalog read from index.json trusts what was kept when it was written. */
+    static final Keeper KEEP_ALL = digest -> true;
+
     static final Catalog EMPTY = new Catalog(TreePMap.empty(), TreePMap.empty(), HashTreePMap.empty(),
-            HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty());
+            HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty(), KEEP_ALL);
 
     private final PSortedMap<Digest, StoredImage> images;
     private final PSortedMap<ImageName, Digest> names;
@@ -41,16 +51,50 @@ final class Catalog {
     private final PVector<JsonNode> foreign;
     /** Images dropped since the last {@link #committed()}: their blobs are garbage. */
     private final PVector<StoredImage> dropped;
+    /** Asked before a nameless image without overlays is dropped; changes pass it along. */
+    private final Keeper keeper;
 
     private Catalog(PSortedMap<Digest, StoredImage> images, PSortedMap<ImageName, Digest> names,
             PMap<Digest, PSortedSet<ImageName>> namesByImage, PMap<Digest, PSet<Digest>> overlays,
-            PVector<JsonNode> foreign, PVector<StoredImage> dropped) {
+            PVector<JsonNode> foreign, PVector<StoredImage> dropped, Keeper keeper) {
         this.images = images;
         this.names = names;
         this.namesByImage = namesByImage;
         this.overlays = overlays;
         this.foreign = foreign;
         this.dropped = dropped;
+        this.keeper = keeper;
+    }
+
+    /** This catalog, asking {@code by} whether a nameless image stays in the changes made from it. */
+    Catalog keptBy(Keeper by) {
+        return by == keeper ? this : new Catalog(images, names, namesByImage, overlays, foreign, dropped, by);
+    }
+
+    /** Whether some image has no name (held, open, or an overlay's base): only named images are in namesByImage. */
+    boolean hasNameless() {
+        return images.size() > namesByImage.size();
+    }
+
+    /** This catalog without the nameless images nothing keeps any more (a hold ended, an overlay went, a file closed). */
+    Catalog withoutUnkept() {
+        Set<Digest> nameless = new HashSet<>();
+        for (Digest digest : images.keySet()) {
+            if (!namesByImage.containsKey(digest)) {
+                nameless.add(digest);
+            }
+        }
+        return prune(nameless);
+    }
+
+    /** This catalog without those of the images that are nameless and that nothing keeps. */
+    Catalog withoutUnkept(Collection<Digest> among) {
+        return prune(new HashSet<>(among));
+    }
+
+    /** The live images that name this one as their backing. */
+    Set<Digest> overlaysOf(Digest digest) {
+        return overlays.getOrDefault(digest, TreePSet.empty());
     }
 
     /** A catalog of the given images; each name must refer to one of them. Unreferenced images are dropped. */
@@ -75,7 +119,7 @@ final class Catalog {
         overlaysOf.forEach((digest, set) -> persistentOverlays.put(digest, TreePSet.fromSortedSet(set)));
         Catalog catalog = new Catalog(TreePMap.fromSortedMap(byDigest), TreePMap.fromSortedMap(new java.util.TreeMap<>(names)),
                 HashTreePMap.from(persistentNames), HashTreePMap.from(persistentOverlays), TreePVector.from(foreign),
-                TreePVector.empty());
+                TreePVector.empty(), KEEP_ALL);
         return catalog.prune(byDigest.keySet()).committed();
     }
 
@@ -122,7 +166,7 @@ final class Catalog {
 
     /** The same catalog with its list of dropped images cleared, once their blobs are dealt with. */
     Catalog committed() {
-        return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty());
+        return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty(), keeper);
     }
 
     /** This catalog with the name moved to (or added for) the image. */
@@ -182,11 +226,56 @@ final class Catalog {
                 for (ImageName name : catalog.namesOf(remove.image())) {
                     catalog = catalog.withoutNameOnly(name, remove.image());
                 }
+            } else if (change instanceof Change.DropImage drop) {
+                catalog = catalog.withoutImage(drop.image());
             } else if (change instanceof Change.HoldChanged) {
                 continue; // holds live in holds.json for now; the catalog does not carry them
             }
         }
         return catalog.prune(candidates);
+    }
+
+    /** The changes that make {@code after} from this catalog: names set and removed, images added and dropped. */
+    List<Change> changesTo(Catalog after) {
+        List<Change> changes = new ArrayList<>();
+        for (StoredImage image : after.images.values()) {
+            if (!images.containsKey(image.layer())) {
+                changes.add(new Change.AddImage(image));
+            }
+        }
+        for (Map.Entry<ImageName, Digest> name : names.entrySet()) {
+            if (!after.names.containsKey(name.getKey())) {
+                changes.add(new Change.RemoveName(name.getKey()));
+            }
+        }
+        for (Map.Entry<ImageName, Digest> name : after.names.entrySet()) {
+            if (!name.getValue().equals(names.get(name.getKey()))) {
+                changes.add(new Change.SetName(name.getKey(), name.getValue()));
+            }
+        }
+        changes.addAll(dropsTo(after));
+        return changes;
+    }
+
+    /** The images {@code after}, made from this catalog, dropped beyond those this one had dropped. */
+    List<Change> dropsTo(Catalog after) {
+        List<Change> drops = new ArrayList<>();
+        for (StoredImage image : after.dropped.subList(Math.min(dropped.size(), after.dropped.size()), after.dropped.size())) {
+            drops.add(new Change.DropImage(image.layer()));
+        }
+        return drops;
+    }
+
+    /** This catalog without the image, whatever keeps it, if it has no name and no overlay; its base becomes a candidate. */
+    private Catalog withoutImage(Digest digest) {
+        StoredImage image = images.get(digest);
+        if (image == null || namesByImage.containsKey(digest) || overlays.containsKey(digest)) {
+            return this;
+        }
+        PMap<Digest, PSet<Digest>> newOverlays = image.backing().isPresent()
+                ? withoutOverlay(overlays, image.backing().get(), digest) : overlays;
+        Catalog without = new Catalog(images.minus(digest), names, namesByImage, newOverlays, foreign, dropped.plus(image), keeper);
+        return image.backing().isPresent() ? without.prune(Set.of(image.backing().get())) : without;
     }
 
     /** Fails unless the name may be given now: one ImageName#parse accepts, fitting the tags/ tree. */
@@ -253,7 +342,7 @@ final class Catalog {
             PSet<Digest> of = newOverlays.getOrDefault(image.backing().get(), TreePSet.empty());
             newOverlays = newOverlays.plus(image.backing().get(), of.plus(image.layer()));
         }
-        return new Catalog(images.plus(image.layer(), image), names, namesByImage, newOverlays, foreign, dropped);
+        return new Catalog(images.plus(image.layer(), image), names, namesByImage, newOverlays, foreign, dropped, keeper);
     }
 
     private Catalog withNameOnly(ImageName name, Digest digest) {
@@ -263,11 +352,11 @@ final class Catalog {
             byImage = withoutName(byImage, previous, name);
         }
         byImage = byImage.plus(digest, byImage.getOrDefault(digest, TreePSet.empty()).plus(name));
-        return new Catalog(images, names.plus(name, digest), byImage, overlays, foreign, dropped);
+        return new Catalog(images, names.plus(name, digest), byImage, overlays, foreign, dropped, keeper);
     }
 
     private Catalog withoutNameOnly(ImageName name, Digest digest) {
-        return new Catalog(images, names.minus(name), withoutName(namesByImage, digest, name), overlays, foreign, dropped);
+        return new Catalog(images, names.minus(name), withoutName(namesByImage, digest, name), overlays, foreign, dropped, keeper);
     }
 
     private static PMap<Digest, PSortedSet<ImageName>> withoutName(PMap<Digest, PSortedSet<ImageName>> byImage,
@@ -282,7 +371,7 @@ final class Catalog {
         return rest.isEmpty() ? overlays.minus(base) : overlays.plus(base, rest);
     }
 
-    /** Drops the candidates that have no name and no overlay, then their bases in turn. */
+    /** Drops the candidates that have no name, no overlay and nothing outside keeping them, then their bases in turn. */
     private Catalog prune(Set<Digest> candidates) {
         PSortedMap<Digest, StoredImage> newImages = images;
         PMap<Digest, PSet<Digest>> newOverlays = overlays;
@@ -291,7 +380,8 @@ final class Catalog {
         while (!work.isEmpty()) {
             Digest digest = work.pop();
             StoredImage image = newImages.get(digest);
-            if (image == null || namesByImage.containsKey(digest) || newOverlays.containsKey(digest)) {
+            if (image == null || namesByImage.containsKey(digest) || newOverlays.containsKey(digest)
+                    || keeper.keeps(digest)) {
                 continue;
             }
             newImages = newImages.minus(digest);
@@ -301,6 +391,6 @@ final class Catalog {
                 work.push(image.backing().get());
             }
         }
-        return newImages == images ? this : new Catalog(newImages, names, namesByImage, newOverlays, foreign, newDropped);
+        return newImages == images ? this : new Catalog(newImages, names, namesByImage, newOverlays, foreign, newDropped, keeper);
     }
 }

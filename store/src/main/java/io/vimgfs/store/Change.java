@@ -24,6 +24,14 @@ sealed interface Change {
     }
 
     /**
+     * The image went: it had no name, no overlay, and nothing outside the catalog kept it when
+     * the change was made (a hold, an overlay directory, a process). Recorded, not re-decided, so
+     * a replay by another process or at the next open drops exactly what the commit dropped.
+     */
+    record DropImage(Digest image) implements Change {
+    }
+
+    /**
      * A hold on an image was taken or released. Holds are kept in {@code .vimgfs/holds.json} for
      * now; the record type exists so the journal format need not change when they move here.
      */

@@ -26,6 +26,8 @@ import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Optional;
 import java.util.Queue;
+import java.util.Set;
+import java.util.HashSet;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
@@ -59,6 +61,9 @@ public final class ImageStore implements Closeable {
     private final StoreLock lock;
     private final GarbageCollector collector;
     private final Journal journal;
+    private final Retention retention;
+    private final HoldFile holdFile;
+    private final LastUse lastUse;
     /** Images read from manifest and config blobs, so reloading index.json never re-reads them. */
     private final Cache<Digest, StoredImage> imagesByManifest =
             Caffeine.newBuilder().maximumSize(100_000).build();
@@ -87,6 +92,9 @@ public final class ImageStore implements Closeable {
         this.lock = lock;
         this.journal = journal;
         this.collector = new GarbageCollector(files, options.crashHook());
+        this.retention = new Retention(files);
+        this.holdFile = new HoldFile(files.workDir());
+        this.lastUse = new LastUse(files.workDir(), options.clock());
     }
 
     public static ImageStore open(Path root) throws IOException {
@@ -776,7 +784,7 @@ public final class ImageStore implements Closeable {
     private void commitPending() throws IOException {
         reloadIfChanged();
         Snapshot before = current;
-        Catalog catalog = before.catalog();
+        Catalog catalog = before.catalog().keptBy(retentionView(before.catalog()));
         List<PendingChange> batch = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         created.clear();
@@ -790,8 +798,10 @@ public final class ImageStore implements Closeable {
                 int mark = created.size();
                 try {
                     List<Change> planned = next.plan.changes(catalog);
-                    catalog = catalog.apply(planned);
+                    Catalog applied = catalog.apply(planned);
                     changes.addAll(planned);
+                    changes.addAll(catalog.dropsTo(applied)); // recorded, so a replay drops exactly these
+                    catalog = applied;
                     next.result = catalog;
                 } catch (IOException | RuntimeException e) {
                     next.failure = e;
@@ -929,14 +939,38 @@ public final class ImageStore implements Closeable {
 
     // ---- maintenance ---------------------------------------------------------------------
 
+    /**
+     * Deletes what nothing keeps: nameless images no {@link KeepReason} holds any more (a hold
+     * ended, an overlay was deleted, a file closed), then blobs and staging files nothing references.
+     */
     public GcReport collectGarbage(boolean dryRun) throws IOException {
         return lock.exclusive("collect garbage", () -> {
-            writeIndex(); // GC deletes only what the index on disk no longer names
             String sealed = sealStampBefore();
-            GcReport report = collector.collect(current.catalog(), dryRun);
+            GcReport report = collectNow(dryRun);
             keepSealStamp(sealed);
             return report;
         });
+    }
+
+    private GcReport collectNow(boolean dryRun) throws IOException {
+        reloadIfChanged();
+        Catalog catalog = current.catalog();
+        Catalog pruned = catalog.keptBy(retentionView(catalog)).withoutUnkept();
+        List<GcReport.Removal> images = new ArrayList<>();
+        for (StoredImage image : pruned.dropped()) {
+            images.add(new GcReport.Removal(files.blob(image.layer()), image.size(),
+                    "image " + image.layer() + " has no name and nothing keeps it"));
+        }
+        if (!dryRun && !pruned.dropped().isEmpty()) {
+            change("collect garbage", c -> c.dropsTo(c.withoutUnkept()));
+        }
+        writeIndex(); // GC deletes only what the index on disk no longer names
+        GcReport rest = collector.collect(dryRun ? pruned : current.catalog(), dryRun);
+        List<GcReport.Removal> removals = new ArrayList<>(images);
+        Set<Path> listed = new HashSet<>();
+        images.forEach(r -> listed.add(r.file()));
+        rest.removals().stream().filter(r -> !listed.contains(r.file())).forEach(removals::add);
+        return new GcReport(dryRun, removals, rest.kept());
     }
 
     /**
@@ -946,8 +980,14 @@ public final class ImageStore implements Closeable {
      */
     public boolean collectIfUnused(Digest digest) throws IOException {
         return lock.exclusive("collect an unused blob", () -> {
+            reloadIfChanged();
+            boolean had = files.exists(digest);
+            if (current.catalog().image(digest).isPresent() && current.catalog().namesOf(digest).isEmpty()) {
+                // kept while open: gone once closed
+                change("collect an unused image", c -> c.dropsTo(c.withoutUnkept(List.of(digest))));
+            }
             writeIndex();
-            return collector.collectIfUnused(current.catalog(), digest);
+            return collector.collectIfUnused(current.catalog(), digest) || (had && !files.exists(digest));
         });
     }
 
@@ -956,10 +996,16 @@ public final class ImageStore implements Closeable {
      * once they are closed. Cheap when there are none; the mount calls it every second.
      */
     public int collectClosed() throws IOException {
-        if (!collector.keptAny()) {
+        Catalog now = current.catalog();
+        if (!collector.keptAny() && !now.hasNameless()) {
             return 0;
         }
-        return lock.exclusive("collect closed blobs", () -> {
+        int before = now.images().size();
+        if (now.hasNameless()) {
+            change("collect closed images", c -> c.dropsTo(c.withoutUnkept())); // asks Retention: open, held, an overlay's
+        }
+        int dropped = before - current.catalog().images().size();
+        return dropped + lock.exclusive("collect closed blobs", () -> {
             reloadIfChanged();
             return collector.collectClosed(current.catalog());
         });
@@ -1061,6 +1107,186 @@ public final class ImageStore implements Closeable {
         return layers;
     }
 
+    // ---- what keeps images: holds, prune, last use ----------------------------------------
+
+    /** Every hold: those made with {@code hold add}, then the automatic overlay directories that exist. */
+    public List<Hold> holds() throws IOException {
+        HoldFile.Contents contents = holdFile.read();
+        List<Hold> all = new ArrayList<>(contents.holds());
+        for (Path directory : options.automaticOverlays()) {
+            boolean explicit = all.stream().anyMatch(h -> h instanceof Hold.Overlays o && o.directory().equals(directory));
+            if (!explicit && !contents.released().contains(directory) && Files.isDirectory(directory)) {
+                all.add(new Hold.Overlays(directory, "libvirt's default image directory", Instant.EPOCH, true));
+            }
+        }
+        return all;
+    }
+
+    /** Holds the image a reference means, so it stays without names; holding it again replaces the reason. */
+    public Hold hold(String reference, String why) throws IOException {
+        return lock.exclusive("hold an image", () -> {
+            reloadIfChanged();
+            Digest digest = resolve(current.catalog(), reference).digest();
+            Hold hold = new Hold.Image(digest, reference, why, options.clock().instant());
+            HoldFile.Contents contents = holdFile.read();
+            List<Hold> holds = new ArrayList<>(contents.holds());
+            holds.removeIf(h -> h instanceof Hold.Image image && image.digest().equals(digest));
+            holds.add(hold);
+            holdFile.write(new HoldFile.Contents(holds, contents.released()));
+            return hold;
+        });
+    }
+
+    /** Holds every image a qcow2 under the directory uses (recursively, whole chains). */
+    public Hold holdOverlays(Path directory, String why) throws IOException {
+        Path absolute = directory.toAbsolutePath().normalize();
+        if (!Files.isDirectory(absolute)) {
+            throw new NoSuchFileException(absolute.toString(), null, "no such directory to hold the overlays of");
+        }
+        return lock.exclusive("hold a directory of overlays", () -> {
+            Hold hold = new Hold.Overlays(absolute, why, options.clock().instant(), false);
+            HoldFile.Contents contents = holdFile.read();
+            List<Hold> holds = new ArrayList<>(contents.holds());
+            holds.removeIf(h -> h instanceof Hold.Overlays o && o.directory().equals(absolute));
+            holds.add(hold);
+            Set<Path> released = new HashSet<>(contents.released());
+            released.remove(absolute);
+            holdFile.write(new HoldFile.Contents(holds, released));
+            return hold;
+        });
+    }
+
+    /** Ends the holds on the image a reference means; its images go now if nothing else keeps them. */
+    public void release(String reference) throws IOException {
+        lock.exclusive("end a hold", () -> {
+            reloadIfChanged();
+            HoldFile.Contents contents = holdFile.read();
+            Optional<Digest> meant = Optional.empty();
+            try {
+                meant = Optional.of(resolve(current.catalog(), reference).digest());
+            } catch (ImageNotFoundException e) {
+                // the held image may be gone already (a hold made by an older vimgfs): match the hold itself
+            }
+            String hex = reference.startsWith("sha256:") ? reference.substring(7) : reference;
+            Optional<Digest> target = meant;
+            List<Hold> holds = new ArrayList<>(contents.holds());
+            boolean removed = holds.removeIf(h -> h instanceof Hold.Image image && (target.map(image.digest()::equals)
+                    .orElse(image.reference().equals(reference) || (hex.length() >= 3 && image.digest().hex().startsWith(hex)))));
+            if (!removed) {
+                throw new ImageNotFoundException("a hold on " + reference);
+            }
+            holdFile.write(new HoldFile.Contents(holds, contents.released()));
+            change("end a hold", c -> c.dropsTo(c.withoutUnkept()));
+            return null;
+        });
+    }
+
+    /** Ends the hold on a directory of overlays (an automatic one too); what only it kept goes now. */
+    public void releaseOverlays(Path directory) throws IOException {
+        Path absolute = directory.toAbsolutePath().normalize();
+        lock.exclusive("end a hold", () -> {
+            HoldFile.Contents contents = holdFile.read();
+            List<Hold> holds = new ArrayList<>(contents.holds());
+            boolean removed = holds.removeIf(h -> h instanceof Hold.Overlays o && o.directory().equals(absolute));
+            Set<Path> released = new HashSet<>(contents.released());
+            if (options.automaticOverlays().contains(absolute)) {
+                removed |= released.add(absolute);
+            }
+            if (!removed) {
+                throw new NoSuchFileException(absolute.toString(), null, "no hold on this directory of overlays");
+            }
+            holdFile.write(new HoldFile.Contents(holds, released));
+            change("end a hold", c -> c.dropsTo(c.withoutUnkept()));
+            return null;
+        });
+    }
+
+    /** Each hold and the images it keeps now (an overlay directory is scanned for this). */
+    public Map<Hold, List<Digest>> heldNow() throws IOException {
+        Catalog catalog = current.catalog();
+        return unchecked(() -> retentionView(catalog).keptByHold());
+    }
+
+    /** Why each image stays (empty for one the next gc deletes), for {@code ls --all}. */
+    public Map<Digest, List<KeepReason>> keepReasons() throws IOException {
+        Catalog catalog = current.catalog();
+        Retention.View view = retentionView(catalog);
+        return unchecked(() -> {
+            Map<Digest, List<KeepReason>> reasons = new java.util.TreeMap<>();
+            for (StoredImage image : catalog.images()) {
+                reasons.put(image.layer(), view.reasons(catalog, image.layer()));
+            }
+            return reasons;
+        });
+    }
+
+    /**
+     * Removes the images the policy chooses (or, dry, says which it would), and says for every
+     * image why it goes or stays. Never chooses one kept by anything but its names.
+     */
+    public PruneReport prune(PrunePolicy policy, boolean dryRun) throws IOException {
+        StoreLock.Section<PruneReport> run = () -> {
+            reloadIfChanged();
+            Catalog catalog = current.catalog();
+            Retention.View view = retentionView(catalog);
+            List<PruneReport.Decision> decisions = unchecked(() -> new PruneChoice(catalog, view, policy,
+                    lastUse.all(), options.clock().instant(), Files.getFileStore(files.root())).decide());
+            PruneReport report = new PruneReport(dryRun, decisions);
+            if (!dryRun && !report.removed().isEmpty()) {
+                List<ImageName> names = report.removed().stream().flatMap(i -> i.names().stream()).toList();
+                List<Digest> chosen = report.removed().stream().map(ImageInfo::digest).toList();
+                change("prune", c -> c.changesTo(c.keptBy(view).withoutNames(names).withoutUnkept(chosen)));
+                report.decisions().stream().filter(PruneReport.Decision::remove)
+                        .forEach(d -> LOG.log(System.Logger.Level.INFO, "prune: " + d.line(false)));
+            }
+            return report;
+        };
+        return dryRun ? lock.consistent(run) : lock.exclusive("prune", run);
+    }
+
+    /** Notes that an image was looked up or opened through a mount: a map write, no I/O. */
+    public void recordUse(Digest digest) {
+        lastUse.record(digest);
+    }
+
+    /** Writes the recorded uses to {@code .vimgfs/last-use.json} if a minute passed since the last write (or {@code force}). */
+    public boolean persistUses(boolean force) throws IOException {
+        return lock.exclusive("record when images were used", () -> lastUse.persist(force));
+    }
+
+    private Retention.View retentionView(Catalog catalog) throws IOException {
+        return retention.at(catalog, holds(), () -> {
+            try {
+                return mountRoots();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
+
+    /** This process's mountpoints and those the live mount records name: paths under them are never statted. */
+    private Set<Path> mountRoots() throws IOException {
+        Set<Path> roots = new HashSet<>(options.mountRoots());
+        for (String record : liveMounts()) {
+            Matcher at = MOUNT_RECORD.matcher(record);
+            if (at.matches()) {
+                roots.add(Path.of(at.group(1)));
+            }
+        }
+        return roots;
+    }
+
+    private static final Pattern MOUNT_RECORD = Pattern.compile("at (/.*) by pid [0-9]+");
+
+    /** Runs a question that scans the filesystem, turning its unchecked I/O failures back into IOException. */
+    private static <T> T unchecked(StoreLock.Section<T> question) throws IOException {
+        try {
+            return question.run();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
     /** Total bytes an fsck hashes, for a progress bar. */
     public long fsckBytes() throws IOException {
         return new StoreChecker(files).bytesToHash();
@@ -1099,7 +1325,7 @@ public final class ImageStore implements Closeable {
                 files.seal(files.blob(unsealed), Optional.ofNullable(layers.get(unsealed)));
                 repairs.add("made blob " + unsealed + " immutable");
             }
-            for (GcReport.Removal removal : collector.collect(current.catalog(), false).removals()) {
+            for (GcReport.Removal removal : collectNow(false).removals()) {
                 repairs.add("removed " + files.root().relativize(removal.file()) + ": " + removal.reason());
             }
             FsckReport report = result.report();
@@ -1267,7 +1493,8 @@ public final class ImageStore implements Closeable {
         long sequence = s.sequence();
         for (Journal.Frame frame : contents.frames()) {
             if (frame.sequence() > sequence) {
-                catalog = catalog.apply(frame.changes()).committed();
+                // drops are recorded: a replay re-decides nothing about what keeps an image
+                catalog = catalog.keptBy(Catalog.KEEP_ALL).apply(frame.changes()).committed();
                 sequence = frame.sequence();
             }
         }

@@ -50,6 +50,7 @@ final class Journal implements Closeable {
     private static final byte ADD_IMAGE = 3;
     private static final byte REMOVE_IMAGE = 4;
     private static final byte HOLD_CHANGED = 5;
+    private static final byte DROP_IMAGE = 6;
 
     private final Path file;
     /** Open for appending; null for a store on a read-only filesystem. */
@@ -254,6 +255,9 @@ final class Journal implements Closeable {
         } else if (change instanceof Change.RemoveImage remove) {
             out.writeByte(REMOVE_IMAGE);
             digest(out, remove.image());
+        } else if (change instanceof Change.DropImage drop) {
+            out.writeByte(DROP_IMAGE);
+            digest(out, drop.image());
         } else if (change instanceof Change.HoldChanged hold) {
             out.writeByte(HOLD_CHANGED);
             out.writeUTF(hold.holder());
@@ -306,6 +310,8 @@ final class Journal implements Closeable {
                 return new Change.RemoveImage(digest(in));
             case HOLD_CHANGED:
                 return new Change.HoldChanged(in.readUTF(), digest(in), in.readBoolean());
+            case DROP_IMAGE:
+                return new Change.DropImage(digest(in));
             default:
                 throw new IOException("unknown change type " + type);
         }

@@ -2,6 +2,7 @@ package io.vimgfs.store;
 
 import java.nio.file.Path;
 import java.time.Clock;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -17,31 +18,39 @@ import java.util.function.Consumer;
  *                     one its options say, and the store's directories get its modes at open
  *                     (narrowing as well as widening). Empty (CLI verbs): an existing store keeps
  *                     its modes, a new one is {@link StoreAudience.Private}.
+ * @param automaticOverlays overlay directories held without being asked while they exist
+ *                     (libvirt's default pool), until {@code hold rm --overlays} drops one
  */
 public record StoreOptions(Clock clock, Set<Path> mountRoots, Consumer<CrashPoint> crashHook,
-        Optional<StoreAudience> audience) {
+        Optional<StoreAudience> audience, List<Path> automaticOverlays) {
+    public static final Path LIBVIRT_IMAGES = Path.of("/var/lib/libvirt/images");
 
     public StoreOptions {
         mountRoots = Set.copyOf(mountRoots);
+        automaticOverlays = List.copyOf(automaticOverlays);
     }
 
     public static StoreOptions defaults() {
-        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { }, Optional.empty());
+        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { }, Optional.empty(), List.of(LIBVIRT_IMAGES));
+    }
+
+    public StoreOptions withAutomaticOverlays(List<Path> directories) {
+        return new StoreOptions(clock, mountRoots, crashHook, audience, directories);
     }
 
     public StoreOptions withMountRoots(Set<Path> roots) {
-        return new StoreOptions(clock, roots, crashHook, audience);
+        return new StoreOptions(clock, roots, crashHook, audience, automaticOverlays);
     }
 
     public StoreOptions withCrashHook(Consumer<CrashPoint> hook) {
-        return new StoreOptions(clock, mountRoots, hook, audience);
+        return new StoreOptions(clock, mountRoots, hook, audience, automaticOverlays);
     }
 
     public StoreOptions withClock(Clock newClock) {
-        return new StoreOptions(newClock, mountRoots, crashHook, audience);
+        return new StoreOptions(newClock, mountRoots, crashHook, audience, automaticOverlays);
     }
 
     public StoreOptions withAudience(StoreAudience newAudience) {
-        return new StoreOptions(clock, mountRoots, crashHook, Optional.of(newAudience));
+        return new StoreOptions(clock, mountRoots, crashHook, Optional.of(newAudience), automaticOverlays);
     }
 }

@@ -1,0 +1,150 @@
+package io.vimgfs.store;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * The one rule of what is alive. An image stays while any of these hold: it has a name; a stored
+ * image names it as backing; a hold names it; a qcow2 under a held overlay directory uses it
+ * anywhere in its chain; some other process has it open. Catalog changes, garbage collection, prune,
+ * fsck and {@code hold ls} all ask here, and get the reasons as {@link KeepReason} values.
+ *
+ * <p>A {@link View} looks at one moment: the holds as given, and — only when first asked about
+ * an image the catalog alone would drop — one scan of the overlay directories and one of
+ * {@code /proc}, so an {@code rm} of an image that keeps its names costs nothing extra.
+ */
+final class Retention {
+    private final BlobFiles files;
+    private final OverlayScanner overlays;
+
+    Retention(BlobFiles files) {
+        this.files = files;
+        this.overlays = new OverlayScanner(files.blobDir());
+    }
+
+    /** {@code mountRoots} is asked only if an overlay directory is scanned. */
+    View at(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
+        return new View(catalog, holds, mountRoots);
+    }
+
+    /** What keeps images at one moment; asks the filesystem at most once for each kind of reason. */
+    final class View implements Catalog.Keeper {
+        private final Catalog catalog;
+        private final List<Hold> holds;
+        private final Supplier<Collection<Path>> mountRoots;
+        private Map<Digest, List<Path>> overlayUses;
+        private Map<Digest, List<ImageHolder>> open;
+
+        private View(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
+            this.catalog = catalog;
+            this.holds = List.copyOf(holds);
+            this.mountRoots = mountRoots;
+        }
+
+        /** Whether something outside the catalog keeps the image (what a nameless image needs). */
+        @Override
+        public boolean keeps(Digest digest) {
+            return !outside(digest).isEmpty();
+        }
+
+        /** Every reason the image stays, in the catalog's eyes and outside; empty means it goes. */
+        List<KeepReason> reasons(Catalog in, Digest digest) {
+            List<KeepReason> reasons = new ArrayList<>();
+            List<ImageName> names = in.namesOf(digest);
+            if (!names.isEmpty()) {
+                reasons.add(new KeepReason.Named(names));
+            }
+            for (Digest overlay : in.overlaysOf(digest)) {
+                reasons.add(new KeepReason.BackingOf(overlay));
+            }
+            reasons.addAll(outside(digest));
+            return reasons;
+        }
+
+        /** The reasons outside the catalog: holds, overlay directories, open descriptors. */
+        List<KeepReason> outside(Digest digest) {
+            List<KeepReason> reasons = new ArrayList<>();
+            for (Hold hold : holds) {
+                if (hold instanceof Hold.Image image && image.digest().equals(digest)) {
+                    reasons.add(new KeepReason.Held(hold.why()));
+                }
+            }
+            for (Path overlay : overlayUses().getOrDefault(digest, List.of())) {
+                reasons.add(new KeepReason.OverlayUses(overlay));
+            }
+            for (ImageHolder holder : open().getOrDefault(digest, List.of())) {
+                reasons.add(new KeepReason.OpenBy(holder.pid(), holder.command()));
+            }
+            return reasons;
+        }
+
+        /** The images each hold keeps now: its own image, or what its directory's overlays use. */
+        Map<Hold, List<Digest>> keptByHold() {
+            Map<Hold, List<Digest>> kept = new java.util.LinkedHashMap<>();
+            for (Hold hold : holds) {
+                if (hold instanceof Hold.Image image) {
+                    kept.put(hold, catalog.image(image.digest()).isPresent() ? List.of(image.digest()) : List.of());
+                } else if (hold instanceof Hold.Overlays dir) {
+                    List<Digest> used = new ArrayList<>();
+                    overlayUses().forEach((digest, paths) -> {
+                        if (paths.stream().anyMatch(p -> p.startsWith(dir.directory()))) {
+                            used.add(digest);
+                        }
+                    });
+                    kept.put(hold, used);
+                }
+            }
+            return kept;
+        }
+
+        synchronized Map<Digest, List<Path>> overlayUses() {
+            if (overlayUses == null) {
+                List<Path> directories = holds.stream().filter(Hold.Overlays.class::isInstance)
+                        .map(h -> ((Hold.Overlays) h).directory()).toList();
+                try {
+                    overlayUses = directories.isEmpty() ? Map.of()
+                            : overlays.scan(directories, mountRoots.get(), this::digestOfName);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+            return overlayUses;
+        }
+
+        synchronized Map<Digest, List<ImageHolder>> open() {
+            if (open == null) {
+                try {
+                    // This process's own descriptors (an upload's channel, a data=fuse reader's handle)
+                    // are not a reason: the blob outlives them by itself and goes when they close.
+                    long self = ProcessHandle.current().pid();
+                    open = new HashMap<>();
+                    OpenImages.of(files).scan().forEach((digest, holders) -> {
+                        List<ImageHolder> others = holders.stream().filter(h -> h.pid() != self).toList();
+                        if (!others.isEmpty()) {
+                            open.put(digest, others);
+                        }
+                    });
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+            return open;
+        }
+
+        private Optional<Digest> digestOfName(String name) {
+            try {
+                return catalog.digestOf(ImageName.parseExisting(name));
+            } catch (InvalidNameException e) {
+                return Optional.empty();
+            }
+        }
+    }
+}
