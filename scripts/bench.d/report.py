@@ -13,15 +13,16 @@ Record kinds (tab-separated, first field):
   note  WL TEXT
 (cpu and rss records without SYSTEM, written before issue 9, are the default vimgfs system's.)
 
-Systems: native, bindfs, vimgfs (the default mount) and fuse (a mount with -o data=fuse).
+Systems: native, bindfs, vimgfs (the default mount) and fuse (a mount with -o data=fuse); skopeo
+is the registry workloads' reference (their vimgfs is the CLI).
 """
 import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "skopeo")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
-REFS = ("native", "bindfs")
+REFS = ("native", "bindfs", "skopeo")
 NAMES = {"fuse": "vimgfs data=fuse"}
 SHORT = {"fuse": "data=fuse"}  # in ratio headers and target texts
 
