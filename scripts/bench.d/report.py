@@ -13,16 +13,17 @@ Record kinds (tab-separated, first field):
   note  WL TEXT
 (cpu and rss records without SYSTEM, written before issue 9, are the default vimgfs system's.)
 
-Systems: native, bindfs, vimgfs (the default mount), fuse (a mount with -o data=fuse) and metrics
-(the metrics group's mount again with -o metrics=, judged against the same mount without it).
+Systems: native, bindfs, vimgfs (the default mount), fuse (a mount with -o data=fuse), metrics
+(the metrics group's mount again with -o metrics=, judged against the same mount without it);
+skopeo is the registry workloads' reference (their vimgfs is the CLI).
 """
 import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
-REFS = ("native", "bindfs")
+REFS = ("native", "bindfs", "skopeo")
 NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics="}
 SHORT = {"fuse": "data=fuse", "metrics": "with metrics"}  # in ratio headers and target texts
 

@@ -3,6 +3,8 @@ package io.vimgfs.store;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.github.benmanes.caffeine.cache.Cache;
 import com.github.benmanes.caffeine.cache.Caffeine;
+import io.vimgfs.store.format.FormatProbe;
+import io.vimgfs.store.format.ProbeResult;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;

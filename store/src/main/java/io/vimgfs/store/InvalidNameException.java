@@ -21,7 +21,7 @@ public final class InvalidNameException extends StoreException {
     }
 
     /** Control characters are shown escaped so a hostile name cannot forge log lines. */
-    static String printable(String s) {
+    public static String printable(String s) {
         StringBuilder out = new StringBuilder();
         int shown = 0;
         for (int i = 0; i < s.length() && shown < 200; i++, shown++) {

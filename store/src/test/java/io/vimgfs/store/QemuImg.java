@@ -14,19 +14,19 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Runs the real {@code qemu-img} and {@code qemu-io} to make test images, and patches bytes in them. */
-final class QemuImg {
+public final class QemuImg {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private QemuImg() {}
 
     /** Runs {@code qemu-img args…}, failing the test with its output unless it exits 0. */
-    static String img(Object... args) {
+    public static String img(Object... args) {
         return run("qemu-img", args);
     }
 
     /** Runs each {@code qemu-io} command (e.g. {@code write -P 0xab 0 1M}) against a qcow2 image. */
-    static void io(Path image, String... commands) {
+    public static void io(Path image, String... commands) {
         List<Object> args = new ArrayList<>(List.of("-f", "qcow2"));
         for (String command : commands) {
             args.add("-c");
@@ -36,7 +36,7 @@ final class QemuImg {
         run("qemu-io", args.toArray());
     }
 
-    static void create(Path image, String format, String size, String... options) {
+    public static void create(Path image, String format, String size, String... options) {
         List<Object> args = new ArrayList<>(List.of("create", "-q", "-f", format));
         for (String option : options) {
             args.add("-o");
@@ -47,7 +47,7 @@ final class QemuImg {
         img(args.toArray());
     }
 
-    static void convert(Path from, Path to, String format, String... extra) {
+    public static void convert(Path from, Path to, String format, String... extra) {
         List<Object> args = new ArrayList<>(List.of("convert", "-q", "-f", "raw", "-O", format));
         args.addAll(List.of(extra));
         args.add(from);
@@ -56,7 +56,7 @@ final class QemuImg {
     }
 
     /** What {@code qemu-img info --output=json} says, e.g. {@code format} and {@code virtual-size}. */
-    static JsonNode info(Path image) {
+    public static JsonNode info(Path image) {
         try {
             return JSON.readTree(img("info", "--output=json", image));
         } catch (IOException e) {
@@ -64,19 +64,19 @@ final class QemuImg {
         }
     }
 
-    static void writeLong(Path file, long offset, long value) throws IOException {
+    public static void writeLong(Path file, long offset, long value) throws IOException {
         write(file, offset, ByteBuffer.allocate(8).putLong(0, value));
     }
 
-    static void writeInt(Path file, long offset, int value) throws IOException {
+    public static void writeInt(Path file, long offset, int value) throws IOException {
         write(file, offset, ByteBuffer.allocate(4).putInt(0, value));
     }
 
-    static void writeAscii(Path file, long offset, String text) throws IOException {
+    public static void writeAscii(Path file, long offset, String text) throws IOException {
         write(file, offset, ByteBuffer.wrap(text.getBytes(StandardCharsets.US_ASCII)));
     }
 
-    static long readLong(Path file, long offset) throws IOException {
+    public static long readLong(Path file, long offset) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate(8);
         try (FileChannel ch = FileChannel.open(file)) {
             ch.read(buf, offset);
@@ -84,7 +84,7 @@ final class QemuImg {
         return buf.getLong(0);
     }
 
-    static void truncate(Path file, long length) throws IOException {
+    public static void truncate(Path file, long length) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
             ch.truncate(length);
         }

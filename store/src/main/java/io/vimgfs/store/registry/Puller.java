@@ -112,12 +112,20 @@ public final class Puller {
         progress.begin("pull", size);
         Upload upload = store.beginUpload();
         try {
-            ResumableBody blob = client.openBlob(source.repository(), layer, size, progress::advance, display);
+            // placeArtifact compares the upload's digest and size with the layer's descriptor
+            ResumableBody blob = client.openBlobCheckedByStore(source.repository(), layer, size, progress::advance,
+                    display);
             try (blob) {
                 DiskWriter.copy(blob, upload);
                 blob.drain();
             }
             return store.placeArtifact(upload, manifest.bytes(), config, name);
+        } catch (DigestMismatchException e) {
+            if (name.pin().isPresent() || !e.expected().equals(layer)) {
+                throw e;
+            }
+            throw new RegistryException(RegistryException.Kind.DIGEST_MISMATCH, display + ": the bytes received hash "
+                    + "to " + e.actual() + ", not " + layer + "; the source is corrupt or tampered with");
         } finally {
             upload.abandon();
         }

@@ -137,6 +137,21 @@ public final class RegistryClient {
     }
 
     ResumableBody openBlob(String repository, Digest digest, long size, LongConsumer progress, String display) {
+        return openBlob(repository, digest, size, progress, display, Optional.of(digest));
+    }
+
+    /**
+     * Streams a blob whose bytes the store hashes as they are written and compares with
+     * {@code digest} before it places anything (a vimgfs layer is the disk itself): only its size
+     * is checked here, so a pull hashes once.
+     */
+    ResumableBody openBlobCheckedByStore(String repository, Digest digest, long size, LongConsumer progress,
+            String display) {
+        return openBlob(repository, digest, size, progress, display, Optional.empty());
+    }
+
+    private ResumableBody openBlob(String repository, Digest digest, long size, LongConsumer progress, String display,
+            Optional<Digest> check) {
         URI uri = path("/v2/" + repository + "/blobs/" + digest);
         return new ResumableBody(offset -> {
             HttpResponse<InputStream> response = send("GET", uri, offset > 0 ? Map.of("Range", "bytes=" + offset + "-")
@@ -147,7 +162,7 @@ public final class RegistryClient {
                         + " is missing from the registry (the image is incomplete there)");
             }
             return response;
-        }, Optional.of(digest), size, progress, display, options);
+        }, check, size, progress, display, options);
     }
 
     /** A small blob (a config) read whole and verified. */

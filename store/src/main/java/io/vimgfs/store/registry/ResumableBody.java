@@ -11,9 +11,11 @@ import java.util.function.LongConsumer;
 /**
  * The body of one download as a stream that survives broken connections: it asks again with
  * {@code Range: bytes=N-} from where it stopped (skipping ahead if the server ignores Range), and
- * hashes and counts what it hands out. At its end it checks the expected size and digest, so a
- * reader that reaches EOF without an exception has exactly the bytes the descriptor named; more
- * bytes than the descriptor said fail at once, so a hostile server cannot fill the disk.
+ * counts what it hands out. At its end it checks the expected size and, when it was given one, the
+ * digest, so a reader that reaches EOF without an exception has exactly the bytes the descriptor
+ * named; more bytes than the descriptor said fail at once, so a hostile server cannot fill the disk.
+ * Without an expected digest it does not hash at all: its reader (the store's upload) hashes the
+ * same bytes and checks them, and SHA-256 is most of a pull's CPU.
  */
 final class ResumableBody extends InputStream {
     /** Opens the download at an offset: the response, status 200 or 206 expected. */
@@ -26,19 +28,19 @@ final class ResumableBody extends InputStream {
     private final String display;
     private final RegistryClient.Options options;
     private final LongConsumer progress;
-    private final MessageDigest sha = newSha256();
+    private final Optional<MessageDigest> sha;
     private long size;
     private long position;
     private InputStream current;
     private boolean finished;
     private int failuresWithoutProgress;
-    private Digest digest;
 
     /** {@code size} is -1 when unknown (a URL); it is then taken from the first Content-Length. */
     ResumableBody(Opener opener, Optional<Digest> expected, long size, LongConsumer progress, String display,
             RegistryClient.Options options) {
         this.opener = opener;
         this.expected = expected;
+        this.sha = expected.map(e -> newSha256());
         this.size = size;
         this.progress = progress;
         this.display = display;
@@ -81,7 +83,9 @@ final class ResumableBody extends InputStream {
                 throw new RegistryException(RegistryException.Kind.DIGEST_MISMATCH, display + ": the server sent more "
                         + "than the " + size + " bytes the descriptor names; refusing it");
             }
-            sha.update(buffer, offset, n);
+            if (sha.isPresent()) {
+                sha.get().update(buffer, offset, n);
+            }
             position += n;
             failuresWithoutProgress = 0;
             progress.accept(n);
@@ -90,18 +94,12 @@ final class ResumableBody extends InputStream {
         return -1;
     }
 
-    /** Reads to the end, so the digest is checked even when the consumer needed less. */
-    Digest drain() throws IOException {
+    /** Reads to the end, so the size and digest are checked even when the consumer needed less. */
+    void drain() throws IOException {
         byte[] sink = new byte[1 << 16];
         while (read(sink, 0, sink.length) >= 0) {
             // keep reading
         }
-        return digest;
-    }
-
-    /** The digest of everything read, once the end was reached. */
-    Digest digest() {
-        return digest;
     }
 
     long position() {
@@ -153,8 +151,11 @@ final class ResumableBody extends InputStream {
     private void finish() throws IOException {
         finished = true;
         closeCurrent();
-        digest = Digest.of(sha.digest());
-        if (expected.isPresent() && !expected.get().equals(digest)) {
+        if (sha.isEmpty()) {
+            return;
+        }
+        Digest digest = Digest.of(sha.get().digest());
+        if (!expected.get().equals(digest)) {
             throw new RegistryException(RegistryException.Kind.DIGEST_MISMATCH, display + ": the bytes received hash to "
                     + digest + ", not " + expected.get() + "; the source is corrupt or tampered with");
         }

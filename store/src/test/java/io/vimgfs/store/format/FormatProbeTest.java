@@ -1,11 +1,14 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.vimgfs.store.ImageFormat;
+import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.ImageRejectedException.Reason;
+import io.vimgfs.store.QemuImg;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

@@ -1,4 +1,4 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

@@ -1,10 +1,13 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
 import static io.vimgfs.store.ImageRejectedException.Reason.CORRUPT;
 import static io.vimgfs.store.ImageRejectedException.Reason.EMPTY;
 import static io.vimgfs.store.ImageRejectedException.Reason.FORBIDDEN_BACKING;
 import static io.vimgfs.store.ImageRejectedException.Reason.TRUNCATED;
 
+import io.vimgfs.store.ImageFormat;
+import io.vimgfs.store.ImageRejectedException;
+import io.vimgfs.store.InvalidNameException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -24,7 +27,7 @@ import java.util.regex.Pattern;
  * inside the file and refer to no other file (SPEC §6). QCOW2 is handed to {@link Qcow2Image}.
  * Reads only with positional reads, so the channel's position is left alone.
  */
-final class FormatProbe {
+public final class FormatProbe {
 
     private static final int SECTOR = 512;
     private static final byte[] QCOW_MAGIC = {'Q', 'F', 'I', (byte) 0xfb};
@@ -74,7 +77,7 @@ final class FormatProbe {
      * driver whose probe matches is checked, and a file that more than one would take is refused:
      * which one QEMU picks then depends on the order its build registered them.
      */
-    static ProbeResult probe(FileChannel ch) throws IOException {
+    public static ProbeResult probe(FileChannel ch) throws IOException {
         long length = ch.size();
         if (length == 0) {
             throw new ImageRejectedException(EMPTY, "the file is empty: there is no image to store");

@@ -1,12 +1,14 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
-import static io.vimgfs.store.FormatProbe.corrupt;
-import static io.vimgfs.store.FormatProbe.multiply;
-import static io.vimgfs.store.FormatProbe.readAt;
-import static io.vimgfs.store.FormatProbe.readFully;
-import static io.vimgfs.store.FormatProbe.requireInFile;
-import static io.vimgfs.store.FormatProbe.truncated;
+import static io.vimgfs.store.format.FormatProbe.corrupt;
+import static io.vimgfs.store.format.FormatProbe.multiply;
+import static io.vimgfs.store.format.FormatProbe.readAt;
+import static io.vimgfs.store.format.FormatProbe.readFully;
+import static io.vimgfs.store.format.FormatProbe.requireInFile;
+import static io.vimgfs.store.format.FormatProbe.truncated;
 
+import io.vimgfs.store.ImageFormat;
+import io.vimgfs.store.ImageRejectedException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

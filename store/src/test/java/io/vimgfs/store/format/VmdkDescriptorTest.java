@@ -1,4 +1,4 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

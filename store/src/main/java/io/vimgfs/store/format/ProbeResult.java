@@ -1,5 +1,6 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
+import io.vimgfs.store.ImageFormat;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -8,10 +9,10 @@ import java.util.Optional;
  * ({@code 0} for other formats), and the backing file name and the QEMU driver name of its format
  * exactly as the image stores them (a backing format only with a backing file).
  */
-record ProbeResult(ImageFormat format, long virtualSize, int clusterSize, Optional<String> backingFile,
+public record ProbeResult(ImageFormat format, long virtualSize, int clusterSize, Optional<String> backingFile,
         Optional<String> backingFormat) {
 
-    ProbeResult {
+    public ProbeResult {
         Objects.requireNonNull(format, "format");
         Objects.requireNonNull(backingFile, "backingFile");
         Objects.requireNonNull(backingFormat, "backingFormat");

@@ -1,12 +1,14 @@
-package io.vimgfs.store;
+package io.vimgfs.store.format;
 
-import static io.vimgfs.store.FormatProbeTest.assertRejected;
-import static io.vimgfs.store.FormatProbeTest.assertSameAsQemu;
+import static io.vimgfs.store.format.FormatProbeTest.assertRejected;
+import static io.vimgfs.store.format.FormatProbeTest.assertSameAsQemu;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.ImageRejectedException.Reason;
+import io.vimgfs.store.QemuImg;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
