@@ -49,9 +49,8 @@ import picocli.CommandLine.Model.CommandSpec;
 final class StatusCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final Duration RATE_SAMPLE = Duration.ofMillis(500);
-    /** What issue 11 and the pull/push work will add; said plainly rather than shown as zero. */
+    /** What is not measured yet; said plainly rather than shown as zero. */
     private static final List<String> NOT_BUILT = List.of(
-            "prune watermarks in status (a mount's -o prune_at): not shown yet",
             "pulls and pushes in flight, and their metrics: not built yet",
             "gc and prune run counters, journal and index write latency: not in the metrics yet");
 

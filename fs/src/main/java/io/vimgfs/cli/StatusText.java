@@ -123,7 +123,7 @@ final class StatusText {
             JsonNode gc = images.path("gcWouldFree");
             out.printf("gc would free: %s (%d file(s))%n", ByteSizes.format(gc.path("bytes").asLong()), gc.path("files").asInt());
             JsonNode fs = images.path("filesystem");
-            out.printf("free space: %s of %s on the store's filesystem; prune watermark: not built yet%n",
+            out.printf("free space: %s of %s on the store's filesystem (a mount's prune_at watermark is among its options)%n",
                     ByteSizes.format(fs.path("availableBytes").asLong()), ByteSizes.format(fs.path("totalBytes").asLong()));
         }
         JsonNode staging = images.path("staging");
