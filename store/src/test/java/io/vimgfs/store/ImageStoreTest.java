@@ -688,7 +688,7 @@ class ImageStoreTest {
             writer.tag("a:1", ImageName.parse("b:1"));
             assertFalse(Files.readString(root.resolve("index.json")).contains("b:1"));
 
-            assertTrue(store.refresh(), "the journal grew");
+            store.refresh(); // true here, unless this store's own background rewrite (under the lock) took the commit first
             assertEquals(Set.of("a:1", "b:1"), StoreFiles.names(store));
             assertFalse(store.refresh(), "two stats, nothing new");
 
