@@ -83,7 +83,7 @@ class StatusCommandTest {
             assertTrue(text.out().contains("not mounted"), text.out());
             assertTrue(text.out().contains("images: 2 "), text.out());
             assertTrue(text.out().contains("app:1.0  pid " + reader.pid() + "  sleep 30"), text.out());
-            assertTrue(text.out().contains("prune watermarks in status"), "says what is not built\n" + text.out());
+            assertTrue(text.out().contains("pulls and pushes in flight"), "says what is not built\n" + text.out());
         } finally {
             reader.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
         }
