@@ -467,6 +467,17 @@ public final class ImageStore implements Closeable {
         if (backing.isPresent()) {
             checkBackingFormat(probe, catalog.image(backing.get()).orElseThrow());
         }
+        installLayer(staged, probe, backing);
+        StoredImage image = writeMetadata(staged.digest(), staged.size(), probe, backing);
+        options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
+        return image;
+    }
+
+    /**
+     * Moves a checked upload into blobs/ as the layer: sealed, with its attributes, durable. A
+     * blob it creates is remembered, so a change that fails later deletes it again.
+     */
+    private void installLayer(Staged staged, ProbeResult probe, Optional<Digest> backing) throws IOException {
         boolean newBlob = !files.exists(staged.digest());
         staged.upload().verifySealed(); // the bytes published are the bytes hashed
         files.install(staged.upload().file(), staged.digest(),
@@ -476,9 +487,6 @@ public final class ImageStore implements Closeable {
         }
         files.syncBlobDir();
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
-        StoredImage image = writeMetadata(staged.digest(), staged.size(), probe, backing);
-        options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
-        return image;
     }
 
     /**
@@ -628,15 +636,7 @@ public final class ImageStore implements Closeable {
         if (backing.isPresent()) {
             checkBackingFormat(probe, catalog.image(backing.get()).orElseThrow());
         }
-        boolean newBlob = !files.exists(staged.digest());
-        staged.upload().verifySealed(); // the bytes published are the bytes hashed
-        files.install(staged.upload().file(), staged.digest(),
-                Optional.of(new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing)));
-        if (newBlob) {
-            created.add(staged.digest());
-        }
-        files.syncBlobDir();
-        options.crashHook().accept(CrashPoint.LAYER_PLACED);
+        installLayer(staged, probe, backing);
         writeBlob(config);
         writeBlob(manifest);
         files.syncBlobDir();
