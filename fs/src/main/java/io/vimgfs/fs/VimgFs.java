@@ -113,7 +113,11 @@ public final class VimgFs implements Closeable {
         Set<Long> open = openedAt.get(path);
         if (open != null) {
             for (long handle : open) {
-                return handles.get(handle).attr();
+                try {
+                    return handles.get(handle).attr();
+                } catch (FsException closedMeanwhile) {
+                    // released between the two looks: try the next, else the path is gone
+                }
             }
         }
         throw new FsException(Errno.ENOENT, "no such entry " + path);
