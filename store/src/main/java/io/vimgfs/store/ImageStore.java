@@ -786,7 +786,7 @@ public final class ImageStore implements Closeable {
     private void commitPending() throws IOException {
         reloadIfChanged();
         Snapshot before = current;
-        Catalog catalog = before.catalog().keptBy(retentionView(before.catalog()));
+        Catalog catalog = before.catalog().keptBy(commitView(before.catalog()));
         List<PendingChange> batch = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         created.clear();
@@ -964,7 +964,7 @@ public final class ImageStore implements Closeable {
                     "image " + image.layer() + " has no name and nothing keeps it"));
         }
         if (!dryRun && !pruned.dropped().isEmpty()) {
-            change("collect garbage", c -> c.dropsTo(c.withoutUnkept()));
+            change("collect garbage", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
         }
         writeIndex(); // GC deletes only what the index on disk no longer names
         GcReport rest = collector.collect(dryRun ? pruned : current.catalog(), dryRun);
@@ -986,7 +986,7 @@ public final class ImageStore implements Closeable {
             boolean had = files.exists(digest);
             if (current.catalog().image(digest).isPresent() && current.catalog().namesOf(digest).isEmpty()) {
                 // kept while open: gone once closed
-                change("collect an unused image", c -> c.dropsTo(c.withoutUnkept(List.of(digest))));
+                change("collect an unused image", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept(List.of(digest))));
             }
             writeIndex();
             return collector.collectIfUnused(current.catalog(), digest) || (had && !files.exists(digest));
@@ -1004,7 +1004,7 @@ public final class ImageStore implements Closeable {
         }
         int before = now.images().size();
         if (now.hasNameless()) {
-            change("collect closed images", c -> c.dropsTo(c.withoutUnkept())); // asks Retention: open, held, an overlay's
+            change("collect closed images", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept())); // asks Retention: open, held, an overlay's
         }
         int dropped = before - current.catalog().images().size();
         return dropped + lock.exclusive("collect closed blobs", () -> {
@@ -1178,7 +1178,7 @@ public final class ImageStore implements Closeable {
                 throw new ImageNotFoundException("a hold on " + reference);
             }
             holdFile.write(new HoldFile.Contents(holds, contents.released()));
-            change("end a hold", c -> c.dropsTo(c.withoutUnkept()));
+            change("end a hold", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
             return null;
         });
     }
@@ -1198,7 +1198,7 @@ public final class ImageStore implements Closeable {
                 throw new NoSuchFileException(absolute.toString(), null, "no hold on this directory of overlays");
             }
             holdFile.write(new HoldFile.Contents(holds, released));
-            change("end a hold", c -> c.dropsTo(c.withoutUnkept()));
+            change("end a hold", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
             return null;
         });
     }
@@ -1254,6 +1254,19 @@ public final class ImageStore implements Closeable {
     /** Writes the recorded uses to {@code .vimgfs/last-use.json} if a minute passed since the last write (or {@code force}). */
     public boolean persistUses(boolean force) throws IOException {
         return lock.exclusive("record when images were used", () -> lastUse.persist(force));
+    }
+
+    /** What ordinary commits ask before a nameless image goes: as {@link #retentionView}, sharing a recent /proc scan. */
+    private Retention.View commitView(Catalog catalog) throws IOException {
+        return retention.forCommit(catalog, holds(), this::mountRootsUnchecked);
+    }
+
+    private Set<Path> mountRootsUnchecked() {
+        try {
+            return mountRoots();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     private Retention.View retentionView(Catalog catalog) throws IOException {

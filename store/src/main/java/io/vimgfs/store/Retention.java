@@ -23,10 +23,11 @@ import java.util.function.Supplier;
  */
 final class Retention {
     /**
-     * How long one scan of /proc answers "is it open?" for the catalog. A scan costs about 5 ms
-     * here, and a burst of removals would pay it once each; an opener this misses loses only the
-     * image's place in the catalog (by-digest/, ls --all), never its bytes: the sweep that deletes
-     * blobs scans again, keeps an open blob, and deletes it once closed.
+     * How long one scan of /proc answers "is it open?" for ordinary commits (rm of a name). A scan
+     * costs about 5 ms here, and a burst of removals would pay it once each; an opener this misses
+     * loses only the image's place in the catalog (by-digest/, ls --all), never its bytes: the
+     * sweep that deletes blobs scans again. A reader closed within the window keeps its image until
+     * the mount's next look or gc, both of which scan afresh.
      */
     private static final long OPEN_SCAN_REUSE_NANOS = 250_000_000L;
 
@@ -40,9 +41,14 @@ final class Retention {
         this.overlays = new OverlayScanner(files.blobDir());
     }
 
-    /** {@code mountRoots} is asked only if an overlay directory is scanned. */
+    /** {@code mountRoots} is asked only if an overlay directory is scanned; /proc is scanned afresh. */
     View at(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
-        return new View(catalog, holds, mountRoots);
+        return new View(catalog, holds, mountRoots, false);
+    }
+
+    /** The same for the removals of ordinary commits, which may share a /proc scan of the last quarter second. */
+    View forCommit(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
+        return new View(catalog, holds, mountRoots, true);
     }
 
     /** What keeps images at one moment; asks the filesystem at most once for each kind of reason. */
@@ -52,8 +58,10 @@ final class Retention {
         private final Supplier<Collection<Path>> mountRoots;
         private Map<Digest, List<Path>> overlayUses;
         private Map<Digest, List<ImageHolder>> open;
+        private final boolean reuseRecentScan;
 
-        private View(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
+        private View(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots, boolean reuseRecentScan) {
+            this.reuseRecentScan = reuseRecentScan;
             this.catalog = catalog;
             this.holds = List.copyOf(holds);
             this.mountRoots = mountRoots;
@@ -152,7 +160,7 @@ final class Retention {
         private Map<Digest, List<ImageHolder>> recentOpenScan() throws IOException {
             long now = System.nanoTime();
             Map<Digest, List<ImageHolder>> scan = lastOpenScan;
-            if (scan == null || now - lastOpenScanAt > OPEN_SCAN_REUSE_NANOS) {
+            if (!reuseRecentScan || scan == null || now - lastOpenScanAt > OPEN_SCAN_REUSE_NANOS) {
                 scan = OpenImages.of(files).scan();
                 lastOpenScan = scan;
                 lastOpenScanAt = now;
