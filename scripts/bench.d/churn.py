@@ -3,7 +3,11 @@
 
   churn.py vimgfs MOUNTPOINT PREFIX WORKERS SECONDS
       add:    write a tiny distinct file to MOUNTPOINT/incoming/churn:<name> (placed on close)
-      remove: unlink MOUNTPOINT/tags/churn/<name>
+      remove: unlink MOUNTPOINT/tags/churn/<name> (its image's last name)
+  churn.py vimgfs-same MOUNTPOINT PREFIX WORKERS SECONDS
+      add:    write the bytes of an image already stored (as churn:<PREFIX>base, placed first and
+              removed last, untimed) to MOUNTPOINT/incoming/churn:<name>: a name, no new bytes
+      remove: unlink MOUNTPOINT/tags/churn/<name> (the image keeps its other names)
   churn.py plain DIR PREFIX WORKERS SECONDS
       add:    create DIR/churn-<name> with the same bytes; remove: unlink it
 
@@ -19,10 +23,24 @@ import time
 
 
 def paths(mode, root, name):
-    if mode == "vimgfs":
+    if mode.startswith("vimgfs"):
         return os.path.join(root, "incoming", "churn:" + name), os.path.join(root, "tags", "churn", name)
     p = os.path.join(root, "churn-" + name)
     return p, p
+
+
+def content(mode, prefix, name):
+    if mode == "vimgfs-same":
+        return ("vimgfs bench churn, one image for every name %s\n" % prefix).encode().ljust(512, b".")
+    return ("vimgfs bench churn %s %d %.9f\n" % (name, os.getpid(), time.time())).encode().ljust(512, b".")
+
+
+def write(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def worker(mode, root, prefix, index, seconds, barrier, out):
@@ -35,13 +53,8 @@ def worker(mode, root, prefix, index, seconds, barrier, out):
         name = "%sw%d-%d" % (prefix, index, n)
         n += 1
         add_path, _ = paths(mode, root, name)
-        data = ("vimgfs bench churn %s %d %.9f\n" % (name, os.getpid(), time.time())).encode().ljust(512, b".")
         try:
-            fd = os.open(add_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            write(add_path, content(mode, prefix, name))
             added.append(name)
         except OSError as e:
             errors += 1
@@ -64,6 +77,9 @@ def worker(mode, root, prefix, index, seconds, barrier, out):
 
 def main():
     mode, root, prefix, workers, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+    base = prefix + "base"
+    if mode == "vimgfs-same":
+        write(paths(mode, root, base)[0], content(mode, prefix, base))
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(workers)
     out = ctx.Queue()
@@ -73,6 +89,8 @@ def main():
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
+    if mode == "vimgfs-same":
+        os.unlink(paths(mode, root, base)[1])
     adds = sum(r[0] for r in results)
     add_seconds = max(r[1] for r in results)
     removes = sum(r[2] for r in results)

@@ -128,16 +128,34 @@ final class BlobFiles {
         immutable.set(target);
     }
 
-    /** Writes a small blob (manifest, config) durably, unless it is already there, sealed. */
-    Digest writeBlob(byte[] content) throws IOException {
+    /**
+     * Writes a small blob (manifest, config) unless it is already there, sealed; {@code durable} fsyncs it before it
+     * is renamed into place, else the caller makes it durable ({@link #syncFile}) before the
+     * index on disk names it. The caller syncs the directory either way.
+     */
+    Digest writeBlob(byte[] content, boolean durable) throws IOException {
         Digest digest = Digest.of(sha256(content));
         if (!isSealed(blob(digest))) {
             Path staged = newStagingPath();
             Files.createFile(staged, StorePermissions.privateFile());
-            writeSynced(staged, content);
+            if (durable) {
+                writeSynced(staged, content);
+            } else {
+                Files.write(staged, content);
+            }
             install(staged, digest, Optional.empty());
         }
         return digest;
+    }
+
+    /** Fsyncs a blob's bytes; false if it is gone (collected meanwhile: nothing to make durable). */
+    boolean syncFile(Digest digest) throws IOException {
+        try (FileChannel channel = FileChannel.open(blob(digest), StandardOpenOption.READ)) {
+            channel.force(true);
+            return true;
+        } catch (NoSuchFileException e) {
+            return false;
+        }
     }
 
     private boolean isSealed(Path blob) throws IOException {

@@ -128,6 +128,7 @@ public final class ImageStore implements Closeable {
                 ImageStore store = new ImageStore(files, options, lock, journal[0]);
                 store.initialiseLayout();
                 store.current = store.load();
+                store.restoreMetadataBlobs();
                 if (store.current.indexBehind()) {
                     store.scheduleIndexWrite(); // a crash (or SIGKILL) came before the index caught up
                 }
@@ -430,12 +431,15 @@ public final class ImageStore implements Closeable {
     private Staged stage(Upload upload, Reference reference) throws IOException {
         options.crashHook().accept(CrashPoint.STAGED);
         Digest digest = upload.seal(n -> { });
+        Optional<StoredImage> known = current.catalog().image(digest);
+        if (known.isEmpty()) {
+            upload.sync(); // new bytes: durable before any lock is taken; a name for stored content skips it
+        }
         options.crashHook().accept(CrashPoint.STAGED_SYNCED);
         long size = upload.size();
         if (reference.pin().isPresent() && !reference.pin().get().equals(digest)) {
             throw new DigestMismatchException(reference.pin().get(), digest);
         }
-        Optional<StoredImage> known = current.catalog().image(digest);
         ProbeResult probe = known.isPresent() ? null : probe(upload.channel(), size);
         Optional<Digest> backing = known.isPresent() ? known.get().backing() : backingDigest(probe);
         return new Staged(upload, reference, digest, size, probe, backing);
@@ -480,12 +484,13 @@ public final class ImageStore implements Closeable {
     private void installLayer(Staged staged, ProbeResult probe, Optional<Digest> backing) throws IOException {
         boolean newBlob = !files.exists(staged.digest());
         staged.upload().verifySealed(); // the bytes published are the bytes hashed
+        staged.upload().sync(); // content that was stored when staged, and lost its image since
         files.install(staged.upload().file(), staged.digest(),
                 Optional.of(new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing)));
         if (newBlob) {
             created.add(staged.digest());
         }
-        files.syncBlobDir();
+        blobDirDirty = true;
         options.crashHook().accept(CrashPoint.LAYER_PLACED);
     }
 
@@ -538,21 +543,46 @@ public final class ImageStore implements Closeable {
     private StoredImage writeMetadata(Digest layer, long size, ProbeResult probe, Optional<Digest> backing)
             throws IOException {
         Instant created = options.clock().instant();
-        byte[] config = OciLayout.configJson(probe.format(), probe.virtualSize(), probe.clusterSize(), backing, created);
-        Digest configDigest = writeBlob(config);
-        byte[] manifest = OciLayout.manifestJson(configDigest, config.length, probe.format(), layer, size, created);
-        Digest manifestDigest = writeBlob(manifest);
-        files.syncBlobDir();
-        return new StoredImage(layer, size, probe.format(), probe.virtualSize(), probe.clusterSize(), backing,
-                created, manifestDigest, manifest.length, configDigest);
+        Metadata metadata = Metadata.of(layer, size, probe.format(), probe.virtualSize(), probe.clusterSize(), backing, created);
+        writeBlob(metadata.config(), false);
+        writeBlob(metadata.manifest(), false);
+        blobDirDirty = true;
+        return metadata.image();
     }
 
-    /** Writes a small blob, remembering it in {@link #created} if this wrote it. */
-    private Digest writeBlob(byte[] content) throws IOException {
+    /**
+     * The config and manifest vimgfs writes for an image, and the image they make: a function of
+     * the fields the journal's AddImage record holds, so a commit need not fsync them (see
+     * {@link #restoreMetadataBlobs}).
+     */
+    private record Metadata(StoredImage image, byte[] config, byte[] manifest) {
+        static Metadata of(Digest layer, long size, ImageFormat format, long virtualSize, int clusterSize,
+                Optional<Digest> backing, Instant created) {
+            byte[] config = OciLayout.configJson(format, virtualSize, clusterSize, backing, created);
+            Digest configDigest = Digest.of(BlobFiles.sha256(config));
+            byte[] manifest = OciLayout.manifestJson(configDigest, config.length, format, layer, size, created);
+            return new Metadata(new StoredImage(layer, size, format, virtualSize, clusterSize, backing, created,
+                    Digest.of(BlobFiles.sha256(manifest)), manifest.length, configDigest), config, manifest);
+        }
+
+        static Metadata of(StoredImage image) {
+            return of(image.layer(), image.size(), image.format(), image.virtualSize(), image.clusterSize(),
+                    image.backing(), image.created());
+        }
+    }
+
+    /**
+     * Writes a small blob, remembering it in {@link #created} if this wrote it. One that is not
+     * {@code durable} now is fsynced before index.json names it ({@link #syncMetadataBlobs}).
+     */
+    private Digest writeBlob(byte[] content, boolean durable) throws IOException {
         Digest digest = Digest.of(BlobFiles.sha256(content));
         if (!files.exists(digest)) {
-            files.writeBlob(content);
+            files.writeBlob(content, durable);
             created.add(digest);
+            if (!durable) {
+                unsyncedBlobs.add(digest);
+            }
         }
         return digest;
     }
@@ -637,9 +667,8 @@ public final class ImageStore implements Closeable {
             checkBackingFormat(probe, catalog.image(backing.get()).orElseThrow());
         }
         installLayer(staged, probe, backing);
-        writeBlob(config);
-        writeBlob(manifest);
-        files.syncBlobDir();
+        writeBlob(config, true); // not vimgfs's own JSON: the journal could not rebuild it after a power cut
+        writeBlob(manifest, true);
         options.crashHook().accept(CrashPoint.MANIFEST_WRITTEN);
         return described;
     }
@@ -751,6 +780,18 @@ public final class ImageStore implements Closeable {
      * Guarded by the lock.
      */
     private final List<StoredImage> unswept = new ArrayList<>();
+    /**
+     * Whether the commit under way renamed blobs into blobs/: the directory is fsynced once
+     * before its journal frame, for all of them. Guarded by the lock.
+     */
+    private boolean blobDirDirty;
+    /**
+     * Config and manifest blobs of this process's commits not yet fsynced: the journal names
+     * them, and {@link #restoreMetadataBlobs} rebuilds them after a power cut, but index.json,
+     * which other tools trust, names them only once they are durable. Added under the lock;
+     * the index writer drains it before taking the lock, {@link #writeIndex} under it.
+     */
+    private final Queue<Digest> unsyncedBlobs = new ConcurrentLinkedQueue<>();
 
     /**
      * Makes a request's changes and returns the catalog right after them. Requests that queue up
@@ -790,6 +831,7 @@ public final class ImageStore implements Closeable {
         List<PendingChange> batch = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         created.clear();
+        blobDirDirty = false;
         String sealed = sealStampBefore();
         try {
             for (PendingChange next = pending.poll(); next != null; next = pending.poll()) {
@@ -833,6 +875,10 @@ public final class ImageStore implements Closeable {
         long sequence = before.sequence() + 1;
         long end;
         try {
+            if (blobDirDirty) {
+                files.syncBlobDir(); // the names of every blob the frame mentions, in one fsync
+                blobDirDirty = false;
+            }
             end = journal.append(before.journalEnd(), sequence, changes, options.crashHook());
         } catch (IOException | RuntimeException e) {
             try {
@@ -910,6 +956,7 @@ public final class ImageStore implements Closeable {
             lastWriteNanos = System.nanoTime();
         }
         try {
+            syncMetadataBlobs(); // the bulk of it without the lock, so commits go on meanwhile
             syncIndex();
         } catch (IOException | RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "store " + files.root() + ": cannot rewrite index.json (" + e.getMessage()
@@ -922,6 +969,7 @@ public final class ImageStore implements Closeable {
         reloadIfChanged();
         Snapshot s = current;
         if (s.indexBehind()) {
+            syncMetadataBlobs(); // under the lock: whatever the commits since the last drain added
             files.replaceIndex(OciLayout.indexJson(s.catalog(), s.sequence()),
                     () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
             options.crashHook().accept(CrashPoint.INDEX_REPLACED);
@@ -936,6 +984,78 @@ public final class ImageStore implements Closeable {
             String sealed = sealStampBefore();
             collector.sweepDropped(dropped, current.catalog());
             keepSealStamp(sealed);
+        }
+    }
+
+    /**
+     * Fsyncs the config and manifest blobs commits left unsynced. One that fails goes back on
+     * the queue and the failure is thrown, so index.json is not rewritten to name it.
+     */
+    private void syncMetadataBlobs() throws IOException {
+        synchronized (unsyncedBlobs) { // a blob the index writer took off the queue is durable before any index names it
+            syncQueuedBlobs();
+        }
+    }
+
+    private void syncQueuedBlobs() throws IOException {
+        for (Digest digest = unsyncedBlobs.poll(); digest != null; digest = unsyncedBlobs.poll()) {
+            try {
+                files.syncFile(digest);
+            } catch (IOException | RuntimeException e) {
+                unsyncedBlobs.add(digest);
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * At open, under the lock: the config and manifest blobs of the images the journal adds are
+     * whole, rewritten from the journal's records where a power cut lost their unsynced bytes
+     * (a commit fsyncs only the layer, the directory and its frame). An image whose blobs vimgfs
+     * did not write (a pulled artifact, fsynced at its commit) cannot be rebuilt; fsck reports it.
+     */
+    private void restoreMetadataBlobs() throws IOException {
+        boolean rewrote = false;
+        for (Journal.Frame frame : journal.read(Journal.START).frames()) {
+            for (Change change : frame.changes()) {
+                if (change instanceof Change.AddImage add && current.catalog().image(add.image().layer()).isPresent()) {
+                    rewrote |= restoreMetadata(add.image());
+                }
+            }
+        }
+        if (rewrote) {
+            files.syncBlobDir();
+        }
+    }
+
+    private boolean restoreMetadata(StoredImage image) throws IOException {
+        if (whole(image.config()) && whole(image.manifest())) {
+            return false;
+        }
+        Metadata metadata = Metadata.of(image);
+        if (!metadata.image().equals(image)) {
+            LOG.log(System.Logger.Level.WARNING, "store " + files.root() + ": the config or manifest of image " + image.layer()
+                    + " is damaged and was not written by this vimgfs; run 'vimgfs fsck'");
+            return false;
+        }
+        for (byte[] blob : List.of(metadata.config(), metadata.manifest())) {
+            Digest digest = Digest.of(BlobFiles.sha256(blob));
+            if (!whole(digest)) {
+                files.delete(digest);
+                files.writeBlob(blob, true);
+                LOG.log(System.Logger.Level.WARNING, "store " + files.root() + ": rewrote blob " + digest
+                        + " of image " + image.layer() + " from the journal (a crash lost its unsynced bytes)");
+            }
+        }
+        return true;
+    }
+
+    /** Whether the blob holds the bytes its digest names. */
+    private boolean whole(Digest digest) throws IOException {
+        try {
+            return Digest.of(BlobFiles.sha256(files.read(digest))).equals(digest);
+        } catch (NoSuchFileException e) {
+            return false;
         }
     }
 

@@ -50,6 +50,8 @@ public final class Upload implements Closeable {
     private final AtomicBoolean writingBack = new AtomicBoolean();
     /** Set by {@link #seal}: the length and modification time the hashed file had. */
     private BasicFileAttributes sealedAs;
+    /** Whether {@link #sync} ran: the sealed bytes are on disk. */
+    private boolean synced;
 
     private Upload(Path file, FileChannel channel, FileLock ownership) {
         this.file = file;
@@ -144,13 +146,23 @@ public final class Upload implements Closeable {
         return hasher.inOrder();
     }
 
-    /** Freezes the file, hashes what remains and makes the bytes durable; the file stays staged. */
+    /**
+     * Freezes the file and hashes what remains; the file stays staged. The bytes are not yet
+     * durable: {@link #sync} makes them so, and only content the store lacks needs it (a name
+     * given to stored content places no bytes).
+     */
     synchronized Digest seal(LongConsumer progress) throws IOException {
         requireNotSealed();
         sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
-        Digest digest = hasher.finish(channel, size, progress);
-        channel.force(true);
-        return digest;
+        return hasher.finish(channel, size, progress);
+    }
+
+    /** Makes the sealed bytes durable (fsync), once; a later call costs nothing. */
+    synchronized void sync() throws IOException {
+        if (!synced) {
+            channel.force(true);
+            synced = true;
+        }
     }
 
     /**
