@@ -15,6 +15,7 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -137,11 +138,15 @@ final class BlobFiles {
         Digest digest = Digest.of(sha256(content));
         if (!isSealed(blob(digest))) {
             Path staged = newStagingPath();
-            Files.createFile(staged, StorePermissions.privateFile());
-            if (durable) {
-                writeSynced(staged, content);
-            } else {
-                Files.write(staged, content);
+            try (FileChannel channel = FileChannel.open(staged, Set.of(StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE), StorePermissions.privateFile())) {
+                ByteBuffer buffer = ByteBuffer.wrap(content);
+                while (buffer.hasRemaining()) {
+                    channel.write(buffer);
+                }
+                if (durable) {
+                    channel.force(true);
+                }
             }
             install(staged, digest, Optional.empty());
         }

@@ -985,6 +985,7 @@ public final class ImageStore implements Closeable {
             collector.sweepDropped(dropped, current.catalog());
             keepSealStamp(sealed);
         }
+        persistSealStamp();
     }
 
     /**
@@ -1070,6 +1071,7 @@ public final class ImageStore implements Closeable {
             String sealed = sealStampBefore();
             GcReport report = collectNow(dryRun);
             keepSealStamp(sealed);
+            persistSealStamp();
             return report;
         });
     }
@@ -1172,6 +1174,8 @@ public final class ImageStore implements Closeable {
 
     /** The stamp {@code .vimgfs/sealed} holds while every blob is known sealed; null when unknown. Guarded by the lock. */
     private String sealedStamp;
+    /** Whether {@link #sealedStamp} moved on since it was written. Guarded by the lock. */
+    private boolean sealStampUnwritten;
 
     private String blobDirStamp() throws IOException {
         BasicFileAttributes attributes = Files.readAttributes(files.blobDir(), BasicFileAttributes.class);
@@ -1201,12 +1205,32 @@ public final class ImageStore implements Closeable {
         return now.equals(sealedStamp) || now.equals(readSealStamp()) ? now : null;
     }
 
+    /**
+     * Moves the sealed stamp on in memory; the index writer writes it to {@code .vimgfs/sealed}
+     * ({@link #persistSealStamp}), so a commit pays no file write for a hint.
+     */
     private void keepSealStamp(String before) {
         if (before == null) {
             return;
         }
         try {
-            writeSealStamp();
+            sealedStamp = blobDirStamp();
+            sealStampUnwritten = true;
+        } catch (IOException e) {
+            sealedStamp = null; // the next mount does the full pass
+        }
+    }
+
+    /** Under the lock: writes the stamp a commit moved on, if blobs/ is still as it left it. */
+    private void persistSealStamp() {
+        if (!sealStampUnwritten) {
+            return;
+        }
+        sealStampUnwritten = false;
+        try {
+            if (blobDirStamp().equals(sealedStamp)) {
+                writeSealStamp();
+            }
         } catch (IOException e) {
             sealedStamp = null; // the next mount does the full pass
         }
@@ -1563,7 +1587,7 @@ public final class ImageStore implements Closeable {
                 writer.shutdown();
                 writer.awaitTermination(1, java.util.concurrent.TimeUnit.MINUTES);
             }
-            if (journal.writable() && (current.indexBehind() || hasUnswept())) {
+            if (journal.writable() && (current.indexBehind() || hasUnfinished())) {
                 syncIndex();
             }
         } catch (InterruptedException e) {
@@ -1577,8 +1601,8 @@ public final class ImageStore implements Closeable {
         }
     }
 
-    private boolean hasUnswept() throws IOException {
-        return lock.exclusive("close it", () -> !unswept.isEmpty());
+    private boolean hasUnfinished() throws IOException {
+        return lock.exclusive("close it", () -> !unswept.isEmpty() || sealStampUnwritten);
     }
 
     // ---- snapshots -----------------------------------------------------------------------
