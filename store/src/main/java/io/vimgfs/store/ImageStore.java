@@ -786,10 +786,11 @@ public final class ImageStore implements Closeable {
      */
     private boolean blobDirDirty;
     /**
-     * Config and manifest blobs of this process's commits not yet fsynced: the journal names
-     * them, and {@link #restoreMetadataBlobs} rebuilds them after a power cut, but index.json,
-     * which other tools trust, names them only once they are durable. Added under the lock;
-     * the index writer drains it before taking the lock, {@link #writeIndex} under it.
+     * Config and manifest blobs that may not be fsynced yet: this process's commits', and those
+     * of the images its replays of the journal added (another process's commits). The journal
+     * names them, and {@link #restoreMetadataBlobs} rebuilds them after a power cut, but
+     * index.json, which other tools trust, names them only once they are durable. Added under
+     * the lock; the index writer drains it before taking the lock, {@link #writeIndex} under it.
      */
     private final Queue<Digest> unsyncedBlobs = new ConcurrentLinkedQueue<>();
 
@@ -986,6 +987,19 @@ public final class ImageStore implements Closeable {
             keepSealStamp(sealed);
         }
         persistSealStamp();
+    }
+
+    /**
+     * Another process's commit (or one before a crash) may have left its new images' config and
+     * manifest unsynced: this process fsyncs them too before an index.json it writes names them.
+     */
+    private void queueMetadataSync(Journal.Frame frame) {
+        for (Change change : frame.changes()) {
+            if (change instanceof Change.AddImage add) {
+                unsyncedBlobs.add(add.image().config());
+                unsyncedBlobs.add(add.image().manifest());
+            }
+        }
     }
 
     /**
@@ -1655,6 +1669,7 @@ public final class ImageStore implements Closeable {
                 // drops are recorded: a replay re-decides nothing about what keeps an image
                 catalog = catalog.keptBy(Catalog.KEEP_ALL).apply(frame.changes()).committed();
                 sequence = frame.sequence();
+                queueMetadataSync(frame);
             }
         }
         options.crashHook().accept(CrashPoint.JOURNAL_REPLAYED);
