@@ -7,17 +7,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,7 +21,6 @@ import org.junit.jupiter.api.io.TempDir;
  * with SIGSTOP (answered within seconds, saying the daemon does not answer).
  */
 class StatusMetricsTest {
-    private static final Pattern SAMPLE = Pattern.compile("^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[^}]*\\})? (\\S+)$");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
@@ -40,7 +32,7 @@ class StatusMetricsTest {
         Path image = dir.resolve("disk.raw");
         Files.write(image, new byte[3 << 20]);
         try (MountedStore m = MountedStore.mount(dir, "metrics=" + port)) {
-            Map<String, Double> before = scrape(port);
+            Map<String, Double> before = Scrape.metrics(port);
             assertTrue(before.containsKey("jvm_memory_used_bytes{area=\"heap\"}"), "the JVM's own metrics are there: " + before.keySet());
 
             Shell.run("cp", image.toString(), m.at("incoming/app:1.0")).ok();
@@ -49,15 +41,15 @@ class StatusMetricsTest {
             Shell.run("ls", "-l", m.at("tags/app")).ok();
             Shell.run("rm", m.at("tags/app/1.0")).ok();
             Shell.run("touch", m.at("by-name/nothing-here")).failed(); // EROFS: a last error to show
-            Map<String, Double> after = scrape(port);
+            Map<String, Double> after = Scrape.metrics(port);
 
-            assertTrue(sum(after, "vimgfs_placements_total") >= sum(before, "vimgfs_placements_total") + 2, "placements moved");
-            assertTrue(sum(after, "vimgfs_written_bytes_total") >= sum(before, "vimgfs_written_bytes_total") + (6 << 20), "bytes written moved");
-            assertTrue(sum(after, "vimgfs_fuse_requests_total{operation=\"readdir\"") > sum(before, "vimgfs_fuse_requests_total{operation=\"readdir\""),
+            assertTrue(Scrape.sum(after, "vimgfs_placements_total") >= Scrape.sum(before, "vimgfs_placements_total") + 2, "placements moved");
+            assertTrue(Scrape.sum(after, "vimgfs_written_bytes_total") >= Scrape.sum(before, "vimgfs_written_bytes_total") + (6 << 20), "bytes written moved");
+            assertTrue(Scrape.sum(after, "vimgfs_fuse_requests_total{operation=\"readdir\"") > Scrape.sum(before, "vimgfs_fuse_requests_total{operation=\"readdir\""),
                     "ls counted: " + after);
-            assertTrue(sum(after, "vimgfs_fuse_request_duration_seconds_count{operation=\"write\"") > 0, "latency histogram has the writes");
-            assertEquals(1.0, sum(after, "vimgfs_catalog_images"), "catalog size: two placed, one removed with its last name");
-            assertTrue(sum(after, "vimgfs_fuse_requests_total{operation=\"unlink\",result=\"ok\"") >= 1, "rm counted");
+            assertTrue(Scrape.sum(after, "vimgfs_fuse_request_duration_seconds_count{operation=\"write\"") > 0, "latency histogram has the writes");
+            assertEquals(1.0, Scrape.sum(after, "vimgfs_catalog_images"), "catalog size: two placed, one removed with its last name");
+            assertTrue(Scrape.sum(after, "vimgfs_fuse_requests_total{operation=\"unlink\",result=\"ok\"") >= 1, "rm counted");
 
             Shell.Result text = Shell.vimgfs(m.store, "status");
             assertEquals(0, text.exit(), text.err());
@@ -75,7 +67,7 @@ class StatusMetricsTest {
             for (JsonNode point : mount.path("report").path("metrics").path("vimgfs_placements_total")) {
                 jsonPlacements += point.path("value").asDouble();
             }
-            assertEquals(sum(scrape(port), "vimgfs_placements_total"), jsonPlacements, "status --json has the same numbers");
+            assertEquals(Scrape.sum(Scrape.metrics(port), "vimgfs_placements_total"), jsonPlacements, "status --json has the same numbers");
             assertTrue(Shell.vimgfsRaw("status", m.mountpoint.toString()).out().contains("store " + m.store.toAbsolutePath().normalize()),
                     "status MOUNTPOINT finds the store");
 
@@ -108,29 +100,5 @@ class StatusMetricsTest {
         try (ServerSocket socket = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return socket.getLocalPort();
         }
-    }
-
-    /** GET /metrics over loopback, parsed: each sample line's name{labels} and value. */
-    private static Map<String, Double> scrape(int port) throws Exception {
-        HttpResponse<String> response = HttpClient.newHttpClient().send(
-                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics")).timeout(Duration.ofSeconds(10)).build(),
-                HttpResponse.BodyHandlers.ofString());
-        assertEquals(200, response.statusCode());
-        assertTrue(response.headers().firstValue("Content-Type").orElse("").startsWith("text/plain"), response.headers().toString());
-        Map<String, Double> samples = new HashMap<>();
-        for (String line : response.body().split("\n")) {
-            Matcher matcher = SAMPLE.matcher(line);
-            if (!line.startsWith("#") && matcher.matches()) {
-                samples.put(matcher.group(1) + (matcher.group(2) == null ? "" : matcher.group(2)), Double.parseDouble(matcher.group(3)));
-            }
-        }
-        assertTrue(samples.size() > 20, response.body());
-        return samples;
-    }
-
-    /** The sum of every sample whose name{labels… starts with the prefix. */
-    private static double sum(Map<String, Double> samples, String prefix) {
-        return samples.entrySet().stream().filter(e -> e.getKey().equals(prefix) || e.getKey().startsWith(prefix + "{")
-                || (prefix.contains("{") && e.getKey().startsWith(prefix))).mapToDouble(Map.Entry::getValue).sum();
     }
 }

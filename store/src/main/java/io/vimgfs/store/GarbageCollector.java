@@ -34,8 +34,10 @@ final class GarbageCollector {
 
     private final BlobFiles files;
     private final Consumer<CrashPoint> crashHook;
+    private final StoreEvents events;
 
-    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook) {
+    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook, StoreEvents events) {
+        this.events = events;
         this.files = files;
         this.crashHook = crashHook;
     }
@@ -186,11 +188,22 @@ final class GarbageCollector {
 
     private void delete(Collection<GcReport.Removal> removals) throws IOException {
         boolean first = true;
-        for (GcReport.Removal removal : removals) {
-            files.delete(removal.file());
-            if (first) {
-                crashHook.accept(CrashPoint.SWEEPING);
-                first = false;
+        int deleted = 0;
+        long bytes = 0;
+        try {
+            for (GcReport.Removal removal : removals) {
+                long size = sizeOf(removal.file());
+                files.delete(removal.file());
+                deleted++;
+                bytes += size;
+                if (first) {
+                    crashHook.accept(CrashPoint.SWEEPING);
+                    first = false;
+                }
+            }
+        } finally {
+            if (deleted > 0) {
+                events.deleted(deleted, bytes);
             }
         }
     }

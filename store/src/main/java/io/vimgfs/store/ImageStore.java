@@ -93,7 +93,7 @@ public final class ImageStore implements Closeable {
         this.options = options;
         this.lock = lock;
         this.journal = journal;
-        this.collector = new GarbageCollector(files, options.crashHook());
+        this.collector = new GarbageCollector(files, options.crashHook(), options.events());
         this.retention = new Retention(files);
         this.holdFile = new HoldFile(files.workDir());
         this.lastUse = new LastUse(files.workDir(), options.clock());
@@ -833,7 +833,9 @@ public final class ImageStore implements Closeable {
         long sequence = before.sequence() + 1;
         long end;
         try {
+            long start = System.nanoTime();
             end = journal.append(before.journalEnd(), sequence, changes, options.crashHook());
+            options.events().journalAppended(System.nanoTime() - start, changes.size());
         } catch (IOException | RuntimeException e) {
             try {
                 journal.truncate(before.journalEnd());
@@ -922,8 +924,10 @@ public final class ImageStore implements Closeable {
         reloadIfChanged();
         Snapshot s = current;
         if (s.indexBehind()) {
-            files.replaceIndex(OciLayout.indexJson(s.catalog(), s.sequence()),
-                    () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
+            long start = System.nanoTime();
+            byte[] index = OciLayout.indexJson(s.catalog(), s.sequence());
+            files.replaceIndex(index, () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
+            options.events().indexWritten(System.nanoTime() - start, index.length);
             options.crashHook().accept(CrashPoint.INDEX_REPLACED);
             journal.truncate(Journal.START); // every frame is at or below the sequence the index now has
             options.crashHook().accept(CrashPoint.JOURNAL_COMPACTED);
