@@ -115,7 +115,10 @@ class RegistryTest {
             // SIGKILL in the middle of a slow pull: the store opens, fsck is clean, nothing half-placed.
             Process pull = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", store.toString(), "pull",
                     "--tls-verify=false", url + "/slow/big.qcow2", "killed:1");
-            Thread.sleep(2500);
+            // kill it once bytes have arrived (a fixed wait may end before the JVM has even started)
+            Path staging = store.resolve(".vimgfs").resolve("staging");
+            Eventually.within(Duration.ofSeconds(60), "the slow pull is downloading",
+                    () -> !pull.isAlive() || stagedBytes(staging) > 0);
             assertTrue(pull.isAlive(), "the slow pull finished before it could be killed");
             pull.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             assertFalse(ls(store).contains("killed:1"), ls(store));
@@ -271,9 +274,8 @@ class RegistryTest {
             Path tokenLog = dir.resolve("token.log");
             start(List.of("python3", resource("token-server.py").toString(), Integer.toString(tokenPort), bundle.toString(),
                     "vimgfs-test", "vimgfs-test-issuer", "bob", "t0ken", tokenLog.toString()));
-            for (int i = 0; i < 200 && !Files.exists(bundle); i++) {
-                Thread.sleep(50);
-            }
+            Eventually.within(Duration.ofSeconds(60), "the token server writes its certificate", () -> Files.exists(bundle));
+            waitFor("http://127.0.0.1:" + tokenPort + "/token"); // it listens only after writing the bundle
             String bearer = startRegistry("token", "  token:\n    realm: http://127.0.0.1:" + tokenPort + "/token\n"
                     + "    service: vimgfs-test\n    issuer: vimgfs-test-issuer\n    rootcertbundle: " + bundle + "\n");
             refused(storeA, "authentication required", "push", "--tls-verify=false", "cirros:0.6.2", "docker://" + bearer + "/vm/cirros:1");
@@ -452,17 +454,33 @@ class RegistryTest {
         started.clear();
     }
 
-    private static void waitFor(String url) throws Exception {
+    /** Waits until something answers HTTP at the url: a server start on a loaded machine can take many seconds. */
+    private void waitFor(String url) throws Exception {
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
-        for (int i = 0; i < 200; i++) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (System.nanoTime() < deadline) {
             try {
-                http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.discarding());
+                http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+                        HttpResponse.BodyHandlers.discarding());
                 return;
             } catch (IOException e) {
+                if (started.stream().anyMatch(p -> !p.isAlive())) {
+                    throw new AssertionError("a server of this test exited (its port taken?) before " + url + " answered; see "
+                            + dir.resolve("server-*.log"), e);
+                }
                 Thread.sleep(50);
             }
         }
-        throw new AssertionError("nothing answered at " + url);
+        throw new AssertionError("nothing answered at " + url + " within 60 s");
+    }
+
+    /** Bytes in the store's staging files: what an unfinished pull has written so far. */
+    private static long stagedBytes(Path staging) {
+        try (var files = Files.list(staging)) {
+            return files.mapToLong(f -> f.toFile().length()).sum();
+        } catch (IOException e) {
+            return 0;
+        }
     }
 
     private static int freePort() throws IOException {
