@@ -21,10 +21,10 @@ import org.junit.jupiter.api.Test;
  * cleanly, a domain on a stored image and one on an overlay outside the store, each with the
  * README's {@code <disk>} XML exactly as printed there, boot and read their disks (the boot kit's
  * marker on their serial consoles) through a restart of the daemon, and a new domain starts at once
- * on the new mount. It installs nothing (scripts/setup test does; missing libvirt fails the test
+ * on the new mount; the overlay's domain, shut off, boots again after its base lost its last tag
+ * and gc ran (libvirt's image directory is held). It installs nothing (scripts/setup test does; missing libvirt fails the test
  * when VIMGFS_REQUIRE_FUSE=1, as missing FUSE does); it starts virtlogd and libvirtd itself when
- * systemd is not running and stops them after, and gives {@code /dev/kvm} back as it was. Tag
- * removal under a shut-off overlay domain is not here: that needs holds.
+ * systemd is not running and stops them after, and gives {@code /dev/kvm} back as it was.
  */
 class LibvirtTest {
     private static final Pattern BOOT_OK = Pattern.compile("VIMGFS-BOOT-OK marker=(\\S+) sha256=([0-9a-f]{64}) sectors=(\\d+) ro=([01])");
@@ -146,6 +146,28 @@ class LibvirtTest {
                 }
                 assertTrue(read(vms.resolve("vimgfs-overlay.log")).contains("VIMGFS-WRITE-OK " + token), "the guest wrote to its overlay");
                 assertEquals(hex, Shell.sha256(m.blob(hex)), "the base in the store is unchanged");
+
+                // Every domain is shut off, so nothing has the base open. Its last tag goes, gc runs:
+                // the overlay under libvirt's directory (held automatically) keeps it, and the VM boots again.
+                Shell.run("rm", m.at("tags/boot/qcow2")).ok();
+                Shell.vimgfs(m.store, "gc").ok();
+                assertTrue(Files.exists(m.blob(hex)), "the shut-off overlay's base is kept in the store");
+                assertTrue(m.exists("by-digest/sha256/" + hex), "and stays under by-digest/, nameless");
+                String kept = Shell.vimgfs(m.store, "ls", "--all").ok().out();
+                assertTrue(kept.contains(hex) && kept.contains(images.getParent().toString()),
+                        "ls --all says the libvirt directory keeps it\n" + kept);
+                Files.delete(vms.resolve("vimgfs-overlay.log"));
+                virsh("start", "vimgfs-overlay").ok();
+                long again = System.nanoTime() + BOOT_LIMIT.toNanos();
+                while (!"shut off".equals(state("vimgfs-overlay")) && System.nanoTime() < again) {
+                    MountedStore.sleep(200);
+                }
+                String console = read(vms.resolve("vimgfs-overlay.log"));
+                Matcher rebooted = BOOT_OK.matcher(console);
+                assertTrue(rebooted.find(), "the overlay's domain boots after its base lost its last tag\n" + console);
+                assertEquals(marker, rebooted.group(1), "and reads the base's marker through its overlay");
+                // the whole disk now holds the first boot's write too, so its digest is not the base's
+                assertTrue(rebooted.group(3).equals(sectorsOf(read(vms.resolve("vimgfs-ro.log")))), "the whole disk was read");
             } finally {
                 for (String domain : domains) {
                     virsh("destroy", domain);
@@ -172,6 +194,12 @@ class LibvirtTest {
             virsh("pool-destroy", pool);
             virsh("pool-undefine", pool);
         }
+    }
+
+    private static String sectorsOf(String console) {
+        Matcher ok = BOOT_OK.matcher(console);
+        assertTrue(ok.find(), console);
+        return ok.group(3);
     }
 
     /** Missing libvirt skips the test, except in CI (VIMGFS_REQUIRE_FUSE=1), where it must run. */
