@@ -27,6 +27,8 @@ public enum CrashPoint {
     JOURNAL_COMPACTED,
     /** Opening replayed the journal over index.json; a torn tail is not yet cut off. */
     JOURNAL_REPLAYED,
+    /** The catalog cache of the new index.json is written to a temporary file, not yet renamed. */
+    CACHE_STAGED,
     /** Garbage collection has deleted some blobs but not all. */
     SWEEPING
 }

@@ -928,6 +928,7 @@ public final class ImageStore implements Closeable {
             byte[] index = OciLayout.indexJson(s.catalog(), s.sequence());
             files.replaceIndex(index, () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
             options.events().indexWritten(System.nanoTime() - start, index.length);
+            writeCache(index, s.catalog(), s.sequence());
             options.crashHook().accept(CrashPoint.INDEX_REPLACED);
             journal.truncate(Journal.START); // every frame is at or below the sequence the index now has
             options.crashHook().accept(CrashPoint.JOURNAL_COMPACTED);
@@ -1532,6 +1533,12 @@ public final class ImageStore implements Closeable {
     private Snapshot load() throws IOException {
         IndexVersion version = indexVersion();
         byte[] bytes = Files.readAllBytes(files.index());
+        Optional<CatalogCache.Loaded> cached = CatalogCache.read(cacheFile(), bytes);
+        if (cached.isPresent()) {
+            long indexGeneration = cached.get().generation();
+            return replay(new Snapshot(cached.get().catalog(), version, indexGeneration, Journal.Version.ABSENT, Journal.START,
+                    indexGeneration, generation.incrementAndGet()), Journal.START);
+        }
         OciLayout.Index index = OciLayout.parseIndex(bytes);
         Map<Digest, StoredImage> images = new HashMap<>();
         Map<ImageName, Digest> names = new HashMap<>();
@@ -1548,6 +1555,20 @@ public final class ImageStore implements Closeable {
         Snapshot fromIndex = new Snapshot(Catalog.of(images.values(), names, foreign), version, index.generation(),
                 Journal.Version.ABSENT, Journal.START, index.generation(), generation.incrementAndGet());
         return replay(fromIndex, Journal.START);
+    }
+
+    private Path cacheFile() {
+        return files.workDir().resolve(CatalogCache.FILE);
+    }
+
+    /** The next open reads this instead of parsing index.json; a failure only makes that open slower. */
+    private void writeCache(byte[] index, Catalog catalog, long indexGeneration) {
+        try {
+            CatalogCache.write(cacheFile(), index, catalog, indexGeneration, options.crashHook());
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, () -> "store " + files.root() + ": no catalog cache (" + e.getMessage()
+                    + "); the next open parses index.json");
+        }
     }
 
     private Optional<StoredImage> readImage(OciLayout.Entry entry) {

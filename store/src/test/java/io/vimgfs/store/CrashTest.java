@@ -47,7 +47,7 @@ class CrashTest {
                     Reference.parse("gone:1"), n -> { });
         }
         boolean untag = switch (point) {
-            case JOURNAL_WRITTEN, JOURNAL_SYNCED, INDEX_REPLACED, JOURNAL_COMPACTED -> true;
+            case JOURNAL_WRITTEN, JOURNAL_SYNCED, INDEX_REPLACED, CACHE_STAGED, JOURNAL_COMPACTED -> true;
             default -> false;
         };
         List<String> operation = untag ? List.of("untag", "gone:1") : List.of("import", incoming.toString(), "new:1");
