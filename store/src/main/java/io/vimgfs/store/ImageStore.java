@@ -95,8 +95,8 @@ public final class ImageStore implements Closeable {
         this.journal = journal;
         this.collector = new GarbageCollector(files, options.crashHook());
         this.retention = new Retention(files);
-        this.holdFile = new HoldFile(files.workDir());
-        this.lastUse = new LastUse(files.workDir(), options.clock());
+        this.holdFile = new HoldFile(files.workDir(), options.crashHook());
+        this.lastUse = new LastUse(files.workDir(), options.clock(), options.crashHook());
     }
 
     public static ImageStore open(Path root) throws IOException {
