@@ -122,16 +122,19 @@ class HoldsCrashTest {
             BufferedReader out = reader(child);
             assertEquals("ready", out.readLine());
             int wanted = 7 + round * 9;
-            int acknowledged = 0;
-            for (String line = out.readLine(); line != null && acknowledged < wanted; line = out.readLine()) {
+            List<String> acknowledged = new ArrayList<>();
+            while (acknowledged.size() < wanted) {
+                acknowledged.add(out.readLine());
+            }
+            child.toHandle().destroyForcibly(); // SIGKILL, keeping its output (Process.destroyForcibly closes it)
+            assertTrue(child.waitFor(30, TimeUnit.SECONDS));
+            out.lines().forEach(acknowledged::add); // what it acknowledged before the kill landed
+            out.close();
+            for (String line : acknowledged) {
                 String[] words = line.split(" ");
                 heldByName.put(words[1], words[0].equals("held"));
-                acknowledged++;
             }
-            child.destroyForcibly();
-            assertTrue(child.waitFor(30, TimeUnit.SECONDS));
-            out.close();
-            String inFlight = "base:" + acknowledged % images;
+            String inFlight = "base:" + acknowledged.size() % images;
 
             StoreFiles.assertConsistent(root);
             try (ImageStore store = ImageStore.open(root)) {
