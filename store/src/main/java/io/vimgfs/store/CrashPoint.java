@@ -48,5 +48,9 @@ public enum CrashPoint {
     /** last-use.json is replaced; its directory is not yet fsynced. */
     LAST_USE_RENAMED,
     /** The new last-use.json is durable. */
-    LAST_USE_SYNCED
+    LAST_USE_SYNCED,
+    /** The mount's sealing pass over an older store's blobs has sealed one, not yet the rest. */
+    SEALING,
+    /** The sealing pass has sealed every blob; {@code .vimgfs/sealed} does not say so yet. */
+    SEALING_DONE
 }
