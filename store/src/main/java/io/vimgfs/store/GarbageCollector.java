@@ -138,7 +138,7 @@ final class GarbageCollector {
         return open;
     }
 
-    /** Staging files whose writer is gone, and index files a crash left half-renamed. */
+    /** Staging files whose writer is gone, and temporary index, holds and last-use files a crash left unrenamed. */
     List<GcReport.Removal> staleWorkFiles() throws IOException {
         List<GcReport.Removal> stale = new ArrayList<>();
         try (DirectoryStream<Path> staged = Files.newDirectoryStream(files.stagingDir())) {
@@ -151,6 +151,12 @@ final class GarbageCollector {
         try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(), OciLayout.INDEX_FILE + ".*.tmp")) {
             for (Path file : temps) {
                 stale.add(new GcReport.Removal(file, sizeOf(file), "temporary index left by an interrupted commit"));
+            }
+        }
+        try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(),
+                "{" + HoldFile.FILE + "," + LastUse.FILE + "}.*.tmp")) {
+            for (Path file : temps) {
+                stale.add(new GcReport.Removal(file, sizeOf(file), "temporary file left by an interrupted write"));
             }
         }
         return stale;

@@ -95,8 +95,8 @@ public final class ImageStore implements Closeable {
         this.journal = journal;
         this.collector = new GarbageCollector(files, options.crashHook(), options.events());
         this.retention = new Retention(files);
-        this.holdFile = new HoldFile(files.workDir());
-        this.lastUse = new LastUse(files.workDir(), options.clock());
+        this.holdFile = new HoldFile(files.workDir(), options.crashHook());
+        this.lastUse = new LastUse(files.workDir(), options.clock(), options.crashHook());
     }
 
     public static ImageStore open(Path root) throws IOException {
@@ -1049,8 +1049,9 @@ public final class ImageStore implements Closeable {
                 sealedStamp = stamp;
                 return 0;
             }
-            int changed = files.sealAll(layerAttributes());
-            writeSealStamp();
+            int changed = files.sealAll(layerAttributes(), () -> options.crashHook().accept(CrashPoint.SEALING));
+            options.crashHook().accept(CrashPoint.SEALING_DONE);
+            writeSealStamp(stamp); // blobs/ as the pass began: a blob added meanwhile changed it, and is looked at again
             return changed;
         });
     }
@@ -1071,10 +1072,13 @@ public final class ImageStore implements Closeable {
         }
     }
 
-    /** Records blobs/ as it is now as all sealed; a hint only, so a crash that tears it costs one full pass. */
-    private void writeSealStamp() throws IOException {
-        sealedStamp = blobDirStamp();
-        Files.writeString(files.workDir().resolve("sealed"), sealedStamp + "\n");
+    /**
+     * Records blobs/ with {@code stamp} as all sealed; written only after every blob is, and a
+     * hint only, so a crash that tears it (it can then match nothing) costs one full pass.
+     */
+    private void writeSealStamp(String stamp) throws IOException {
+        sealedStamp = stamp;
+        Files.writeString(files.workDir().resolve("sealed"), stamp + "\n");
     }
 
     /**
@@ -1091,7 +1095,7 @@ public final class ImageStore implements Closeable {
             return;
         }
         try {
-            writeSealStamp();
+            writeSealStamp(blobDirStamp());
         } catch (IOException e) {
             sealedStamp = null; // the next mount does the full pass
         }
