@@ -79,10 +79,16 @@ final class CatalogCache {
         }
         byte[] body = bytes.toByteArray();
         ByteBuffer whole = ByteBuffer.allocate(body.length + Integer.BYTES).put(body).putInt(crc(body, body.length));
-        Path temporary = file.resolveSibling(FILE + ".tmp"); // one writer: the store's lock is held
-        Files.write(temporary, whole.array());
-        crashHook.accept(CrashPoint.CACHE_STAGED);
-        Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        // unique: two processes that opened the store at once may both write one
+        Path temporary = file.resolveSibling(FILE + "." + java.util.UUID.randomUUID() + ".tmp");
+        try {
+            Files.write(temporary, whole.array());
+            crashHook.accept(CrashPoint.CACHE_STAGED);
+            Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(temporary); // a full disk: no cache this time
+            throw e;
+        }
     }
 
     /** The catalog of the cache at {@code file}, if it was made from exactly {@code index}; else empty. */

@@ -1547,10 +1547,12 @@ public final class ImageStore implements Closeable {
         Map<Digest, StoredImage> images = new HashMap<>();
         Map<ImageName, Digest> names = new HashMap<>();
         List<JsonNode> foreign = new ArrayList<>(index.foreign());
+        boolean unreadable = false;
         for (OciLayout.Entry entry : index.entries()) {
             Optional<StoredImage> image = readImage(entry);
             if (image.isEmpty()) {
                 foreign.add(entry.raw()); // kept verbatim; fsck reports it
+                unreadable = true;
                 continue;
             }
             images.put(image.get().layer(), image.get());
@@ -1558,6 +1560,9 @@ public final class ImageStore implements Closeable {
         }
         Snapshot fromIndex = new Snapshot(Catalog.of(images.values(), names, foreign), version, index.generation(),
                 Journal.Version.ABSENT, Journal.START, index.generation(), generation.incrementAndGet());
+        if (!unreadable && journal.writable()) {
+            writeCache(bytes, fromIndex.catalog(), index.generation()); // an older store, or another tool's index.json
+        }
         return replay(fromIndex, Journal.START);
     }
 
