@@ -1,5 +1,6 @@
 package io.vimgfs.cli;
 
+import io.vimgfs.fs.Activity;
 import io.vimgfs.store.GcReport;
 import io.vimgfs.store.ImageStore;
 import java.io.PrintWriter;
@@ -28,6 +29,9 @@ final class GcCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (ImageStore store = main.openStore()) {
             GcReport report = store.collectGarbage(dryRun);
+            if (!dryRun) {
+                Activity.finished(store.root(), "gc", "", report.removals().size(), report.bytes());
+            }
             for (GcReport.Removal removal : report.removals()) {
                 out.printf("%s %s (%s): %s%n", dryRun ? "would remove" : "removed",
                         store.root().relativize(removal.file()), ByteSizes.format(removal.bytes()), removal.reason());

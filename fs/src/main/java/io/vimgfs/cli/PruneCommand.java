@@ -1,11 +1,13 @@
 package io.vimgfs.cli;
 
+import io.vimgfs.fs.Activity;
 import io.vimgfs.store.Durations;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.PrunePolicy;
 import io.vimgfs.store.PruneReport;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.concurrent.Callable;
@@ -60,11 +62,28 @@ final class PruneCommand implements Callable<Integer> {
             PruneReport report = store.prune(policy, dryRun);
             report.lines().forEach(out::println);
             long bytes = report.removed().stream().mapToLong(i -> i.size()).sum();
+            if (!dryRun) {
+                Activity.finished(store.root(), "prune", policyWords(), report.removed().size(), bytes);
+            }
             out.printf("%s %d images, %s%n", dryRun ? "would remove" : "removed", report.removed().size(),
                     ByteSizes.format(bytes));
             out.flush();
             return 0;
         }
+    }
+
+    private String policyWords() {
+        List<String> words = new java.util.ArrayList<>();
+        if (keepRecent != null) {
+            words.add("--keep-recent " + keepRecent);
+        }
+        if (unusedFor != null) {
+            words.add("--unused-for " + unusedFor);
+        }
+        if (untilFree != null) {
+            words.add("--until-free " + untilFree);
+        }
+        return String.join(" ", words);
     }
 
     static PrunePolicy.FreeTarget free(String text) {

@@ -1,11 +1,13 @@
 package io.vimgfs.cli;
 
+import io.vimgfs.fs.Activity;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.Reference;
 import io.vimgfs.store.registry.Puller;
 import io.vimgfs.store.registry.RegistryReference;
+import io.vimgfs.store.registry.TransferProgress;
 import io.vimgfs.store.registry.UrlDownload;
 import java.net.URI;
 import java.util.Optional;
@@ -55,15 +57,23 @@ final class PullCommand implements Callable<Integer> {
         boolean url = source.startsWith("http://") || source.startsWith("https://");
         RegistryReference reference = url ? null : parseSource();
         Reference target = target(url, reference);
-        try (ImageStore store = main.openStore(); TransferBar progress = registry.progress()) {
+        try (ImageStore store = main.openStore(); TransferBar bar = registry.progress();
+             Activity activity = Activity.start(store.root(), "pull", source)) {
+            TransferProgress progress = activity.alongside(bar);
             ImageInfo image;
-            if (url) {
-                image = new UrlDownload(store, registry.client(), progress).pull(URI.create(source), target);
-            } else {
-                Puller.Choice choice = new Puller.Choice(arch != null ? arch : Puller.Choice.hostArch(), diskType);
-                image = new Puller(store, registry.client(), registry.credentials(), progress).pull(reference, target, choice);
+            try {
+                if (url) {
+                    image = new UrlDownload(store, registry.client(), progress).pull(URI.create(source), target);
+                } else {
+                    Puller.Choice choice = new Puller.Choice(arch != null ? arch : Puller.Choice.hostArch(), diskType);
+                    image = new Puller(store, registry.client(), registry.credentials(), progress).pull(reference, target, choice);
+                }
+            } catch (Exception e) {
+                activity.failed(ErrorReporter.describe(e));
+                throw e;
             }
-            progress.close();
+            activity.succeeded(0, -1);
+            bar.close();
             if (!registry.quiet) {
                 spec.commandLine().getOut().printf("%s %s (%s, virtual size %s, %s)%n", target.name(), image.digest(),
                         image.format(), ByteSizes.format(image.virtualSize()), ByteSizes.format(image.size()));

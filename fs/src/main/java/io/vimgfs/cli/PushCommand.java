@@ -1,5 +1,6 @@
 package io.vimgfs.cli;
 
+import io.vimgfs.fs.Activity;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
@@ -56,10 +57,19 @@ final class PushCommand implements Callable<Integer> {
         } catch (InvalidNameException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), "DEST " + e.getMessage());
         }
-        try (ImageStore store = main.openStore(); TransferBar progress = registry.progress()) {
-            ImageInfo image = store.resolve(name);
-            Digest manifest = new Pusher(store, registry.client(), registry.credentials(), progress).push(image, dest, chosen);
-            progress.close();
+        try (ImageStore store = main.openStore(); TransferBar bar = registry.progress();
+             Activity activity = Activity.start(store.root(), "push", destination)) {
+            Digest manifest;
+            try {
+                ImageInfo image = store.resolve(name);
+                manifest = new Pusher(store, registry.client(), registry.credentials(), activity.alongside(bar))
+                        .push(image, dest, chosen);
+            } catch (Exception e) {
+                activity.failed(ErrorReporter.describe(e));
+                throw e;
+            }
+            activity.succeeded(0, -1);
+            bar.close();
             if (!registry.quiet) {
                 spec.commandLine().getOut().printf("%s %s%n", dest, manifest);
             }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vimgfs.fs.Activity;
 import io.vimgfs.fs.ControlSocket;
 import io.vimgfs.fs.Mounts;
 import io.vimgfs.store.GcReport;
@@ -49,10 +50,6 @@ import picocli.CommandLine.Model.CommandSpec;
 final class StatusCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final Duration RATE_SAMPLE = Duration.ofMillis(500);
-    /** What is not measured yet; said plainly rather than shown as zero. */
-    private static final List<String> NOT_BUILT = List.of(
-            "pulls and pushes in flight, and their metrics: not built yet",
-            "gc and prune run counters, journal and index write latency: not in the metrics yet");
 
     @ParentCommand
     Main main;
@@ -93,8 +90,7 @@ final class StatusCommand implements Callable<Integer> {
             inUse.addObject().put("digest", "sha256:" + user.hex()).put("pid", user.pid())
                     .put("command", user.command()).put("path", user.path());
         }
-        ArrayNode notBuilt = status.putArray("notBuilt");
-        NOT_BUILT.forEach(notBuilt::add);
+        status.set("activity", activity(store));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
             out.println(JSON.writeValueAsString(status));
@@ -269,6 +265,24 @@ final class StatusCommand implements Callable<Integer> {
         images.forEach(i -> names.addObject().put("digest", i.digest().toString())
                 .put("name", i.names().isEmpty() ? null : i.names().get(0).toString()));
         return node;
+    }
+
+    /** Pulls and pushes in flight, and the runs of pull, push, gc and prune of the last minutes. */
+    private static ArrayNode activity(Path store) {
+        ArrayNode runs = JSON.createArrayNode();
+        for (Activity.Run run : Activity.read(store)) {
+            ObjectNode node = runs.addObject().put("verb", run.verb()).put("subject", run.subject())
+                    .put("state", run.orphaned() ? "killed" : run.state().name().toLowerCase(java.util.Locale.ROOT))
+                    .put("pid", run.pid()).put("command", run.command())
+                    .put("started", java.time.Instant.ofEpochMilli(run.startedMillis()).toString())
+                    .put("updated", java.time.Instant.ofEpochMilli(run.updatedMillis()).toString())
+                    .put("bytes", run.bytes()).put("totalBytes", run.totalBytes())
+                    .put("bytesPerSecond", (long) run.rate()).put("files", run.files());
+            if (run.error() != null) {
+                node.put("error", run.error());
+            }
+        }
+        return runs;
     }
 
     /** Staging files: uploads (and pulls) as the store sees them, with or without a daemon to ask. */

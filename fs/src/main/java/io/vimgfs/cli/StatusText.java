@@ -37,9 +37,34 @@ final class StatusText {
             out.printf("  %s %s  pid %d  %s%n", digest.substring(0, Math.min(19, digest.length())),
                     names.getOrDefault(digest, "(no name)"), user.path("pid").asLong(), shorten(user.path("command").asText(), 100));
         }
-        out.println("not built yet:");
-        status.path("notBuilt").forEach(line -> out.println("  " + line.asText().replace(": not built yet", "")
-                .replace(": not in the metrics yet", " (not in the metrics yet)")));
+        activity(status.path("activity"), out);
+    }
+
+    private static void activity(JsonNode runs, PrintWriter out) {
+        List<JsonNode> running = new ArrayList<>();
+        List<JsonNode> ended = new ArrayList<>();
+        runs.forEach(run -> (run.path("state").asText().equals("running") ? running : ended).add(run));
+        out.println("pulls and pushes in flight: " + (running.isEmpty() ? "none" : running.size()));
+        for (JsonNode run : running) {
+            long total = run.path("totalBytes").asLong();
+            out.printf("  %s %s: %s%s at %s/s (pid %d, since %s)%n", run.path("verb").asText(), run.path("subject").asText(),
+                    ByteSizes.format(run.path("bytes").asLong()), total < 0 ? "" : " of " + ByteSizes.format(total),
+                    ByteSizes.format(run.path("bytesPerSecond").asLong()), run.path("pid").asLong(), run.path("started").asText());
+        }
+        if (!ended.isEmpty()) {
+            out.println("recent runs (pull, push, gc, prune; the last 10 minutes):");
+        }
+        for (JsonNode run : ended) {
+            String verb = run.path("verb").asText();
+            String what = switch (verb) {
+                case "gc" -> "freed " + run.path("files").asLong() + " file(s), " + ByteSizes.format(run.path("bytes").asLong());
+                case "prune" -> "removed " + run.path("files").asLong() + " image(s), " + ByteSizes.format(run.path("bytes").asLong());
+                default -> ByteSizes.format(run.path("bytes").asLong()) + " transferred";
+            };
+            out.printf("  %s %-6s %s%s: %s%s%n", run.path("updated").asText(), run.path("state").asText(), verb,
+                    run.path("subject").asText().isEmpty() ? "" : " " + run.path("subject").asText(), what,
+                    run.has("error") ? " — " + run.path("error").asText() : "");
+        }
     }
 
     private static void mount(JsonNode mount, PrintWriter out) {

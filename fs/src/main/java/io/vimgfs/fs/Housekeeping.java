@@ -63,6 +63,7 @@ final class Housekeeping implements Runnable {
                 Optional.of(new PrunePolicy.FreeTarget(100 - marks.low(), true))), false);
         report.decisions().stream().filter(d -> !d.remove())
                 .forEach(d -> LOG.log(System.Logger.Level.INFO, "prune: " + d.line(false)));
+        Metrics.process().pruned("mount", report.removed().stream().mapToLong(i -> i.size()).sum());
         if (report.removed().isEmpty()) {
             LOG.log(System.Logger.Level.WARNING, "prune: nothing could be removed; every image is kept (see above)");
         }

@@ -89,7 +89,8 @@ public final class Mounter {
     public static void runForeground(MountRequest request) throws IOException {
         preflight(request);
         Path mountpoint = request.mountpoint().toAbsolutePath().normalize();
-        StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint)).withAudience(audience(request));
+        StoreOptions options = StoreOptions.defaults().withMountRoots(Set.of(mountpoint)).withAudience(audience(request))
+                .withEvents(Metrics.process());
         String fsName = request.store().toAbsolutePath().normalize().toString();
         CompletableFuture<FuseAdapter> binding = CompletableFuture.supplyAsync(
                 () -> new FuseAdapter(fsName, Identity.uid(), Identity.gid()));
@@ -117,6 +118,7 @@ public final class Mounter {
             watcher.scheduleWithFixedDelay(() -> refresh(store), REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
             // readers hold the store's blob files, not the mount's: only /proc tells when they close
             watcher.scheduleWithFixedDelay(() -> collectClosed(store), 2, 2, TimeUnit.SECONDS);
+            watcher.scheduleWithFixedDelay(() -> countActivity(store), 0, 2, TimeUnit.SECONDS);
             Housekeeping housekeeping = new Housekeeping(store, request.pruneWatermarks());
             watcher.scheduleWithFixedDelay(housekeeping, HOUSEKEEPING_SECONDS, HOUSEKEEPING_SECONDS, TimeUnit.SECONDS);
             CountDownLatch finished = new CountDownLatch(1);
@@ -243,6 +245,16 @@ public final class Mounter {
             }
         } catch (Throwable e) {
             LOG.log(System.Logger.Level.WARNING, "collecting blobs of removed images: " + e.getMessage());
+        }
+    }
+
+    /** The command line's pulls, pushes, gc and prune runs, into this mount's metrics. */
+    private static void countActivity(ImageStore store) {
+        try {
+            Activity.removeExpired(store.root());
+            Metrics.process().countActivity(Activity.read(store.root()));
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "counting the store's pulls, pushes and gc runs: " + e.getMessage());
         }
     }
 

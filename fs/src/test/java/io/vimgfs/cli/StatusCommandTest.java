@@ -9,6 +9,7 @@ import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.Reference;
 import java.io.Closeable;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
@@ -65,7 +66,12 @@ class StatusCommandTest {
         // qemu-system-x86_64 … -drive file=…,readonly=on, as a shell that holds the blob open
         Process reader = new ProcessBuilder("bash", "-c", "exec 3<'" + blob + "'; exec sleep 30").start();
         try {
-            Thread.sleep(300);
+            // not a fixed pause: on a loaded machine bash may not have opened the blob and exec'd sleep in 300 ms
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!holdsAsSleep(reader.pid(), blob) && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(holdsAsSleep(reader.pid(), blob), "the reader has the blob open as sleep 30");
             Run json = status("--json");
             assertEquals(0, json.exit(), json.err());
             JsonNode status = json.json();
@@ -86,6 +92,16 @@ class StatusCommandTest {
             assertTrue(text.out().contains("pulls and pushes in flight"), "says what is not built\n" + text.out());
         } finally {
             reader.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Whether the process runs {@code sleep} (after bash's exec) with descriptor 3 on the blob. */
+    private static boolean holdsAsSleep(long pid, Path blob) {
+        try {
+            return Files.readString(Path.of("/proc/" + pid + "/comm")).strip().equals("sleep")
+                    && Files.readSymbolicLink(Path.of("/proc/" + pid + "/fd/3")).equals(blob.toRealPath());
+        } catch (IOException e) {
+            return false;
         }
     }
 

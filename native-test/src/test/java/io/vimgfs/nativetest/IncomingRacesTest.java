@@ -22,7 +22,11 @@ import org.junit.jupiter.api.io.TempDir;
  * placements holding every FUSE thread (issue 8, items 2, 4, 5 and 7).
  */
 class IncomingRacesTest {
-    private static final Duration PROMPT = Duration.ofSeconds(5);
+    /**
+     * How long one stat, ls or cmp may take while the mount is flooded or its placements wait: a
+     * mount that stopped serving would hang far longer; each is a process start on a loaded 2-core machine.
+     */
+    private static final Duration PROMPT = Duration.ofSeconds(20);
 
     @TempDir
     Path dir;

@@ -23,7 +23,13 @@ import org.junit.jupiter.api.io.TempDir;
  * index.json (what skopeo reads) catches up.
  */
 class JournalMountTest {
-    private static final Duration ABOUT_A_SECOND = Duration.ofMillis(2500);
+    /**
+     * The README promises a second (the mount looks every 500 ms; index.json is rewritten at most
+     * about once a second). The limit is wider: the mount's refresh shares one thread with its
+     * collector and housekeeping, and each skopeo or vimgfs call here is a process start on a
+     * loaded 2-core machine. A change that never shows still fails.
+     */
+    private static final Duration ABOUT_A_SECOND = Duration.ofSeconds(10);
 
     @TempDir
     Path dir;

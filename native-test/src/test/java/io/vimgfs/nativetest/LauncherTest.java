@@ -43,7 +43,10 @@ class LauncherTest {
             assertEquals(1, again.exit());
             assertTrue(again.err().contains("busy"), again.err());
         } finally {
+            long daemon = MountedStore.daemonPid(store, mountpoint);
             Shell.run(Duration.ofSeconds(30), Map.of(), List.of("fusermount", "-u", mountpoint.toString()));
+            // no daemon of this test may still write to the store when JUnit deletes it
+            MountedStore.awaitExit(daemon);
         }
         Shell.Result missing = launcher(store.toString(), dir.resolve("absent").toString());
         assertEquals(1, missing.exit());

@@ -16,6 +16,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,6 +27,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class MountConcurrencyTest {
     private static final Duration RUN_FOR = Duration.ofSeconds(15);
+    /**
+     * On a loaded 2-core machine 15 s may not be enough for the least work asserted below: the
+     * run then goes on until it is done, up to this long.
+     */
+    private static final Duration RUN_AT_MOST = Duration.ofSeconds(120);
     private static final int WRITERS = 3;
 
     @TempDir
@@ -38,17 +45,27 @@ class MountConcurrencyTest {
         List<String> listerErrors = new ArrayList<>();
         ExecutorService pool = Executors.newFixedThreadPool(WRITERS + 2);
         try (MountedStore m = MountedStore.mount(dir)) {
-            long deadline = System.nanoTime() + RUN_FOR.toNanos();
+            long soonest = System.nanoTime() + RUN_FOR.toNanos();
+            long latest = System.nanoTime() + RUN_AT_MOST.toNanos();
+            AtomicInteger copied = new AtomicInteger();
+            AtomicInteger removedCount = new AtomicInteger();
+            AtomicInteger listed = new AtomicInteger();
+            BooleanSupplier running = () -> {
+                long now = System.nanoTime();
+                boolean enough = copied.get() >= 30 && removedCount.get() >= 10 && listed.get() >= 5;
+                return now < soonest || (now < latest && !enough);
+            };
             List<Future<Integer>> writers = new ArrayList<>();
             for (int w = 0; w < WRITERS; w++) {
                 int writer = w;
                 writers.add(pool.submit(() -> {
                     int i = 0;
-                    for (; System.nanoTime() < deadline; i++) {
+                    for (; running.getAsBoolean(); i++) {
                         Path source = Fixtures.small(dir, "w" + writer + "-" + i, 4096 + i, writer * 100_000L + i);
                         String name = "w" + writer + ":" + i;
                         Shell.run("cp", source.toString(), m.at("incoming/" + name)).ok();
                         written.put(name, Fixtures.sha256(source));
+                        copied.incrementAndGet();
                         if (i % 2 == 0) {
                             removable.add(name);
                         }
@@ -58,7 +75,7 @@ class MountConcurrencyTest {
             }
             Future<Integer> remover = pool.submit(() -> {
                 int count = 0;
-                while (System.nanoTime() < deadline) {
+                while (running.getAsBoolean()) {
                     String name = removable.poll();
                     if (name == null) {
                         MountedStore.sleep(20);
@@ -66,15 +83,17 @@ class MountConcurrencyTest {
                     }
                     Shell.run("rm", m.at("tags/" + name.replace(':', '/'))).ok();
                     removed.add(name);
+                    removedCount.incrementAndGet();
                     count++;
                 }
                 return count;
             });
             Future<Integer> lister = pool.submit(() -> {
                 int count = 0;
-                for (; System.nanoTime() < deadline; count++) {
+                for (; running.getAsBoolean(); count++) {
                     Shell.Result ls = Shell.run("ls", "-lR", m.mountpoint.toString());
                     ls.err().lines().filter(line -> !line.contains("No such file or directory")).forEach(listerErrors::add);
+                    listed.incrementAndGet();
                 }
                 return count;
             });

@@ -41,8 +41,11 @@ class MountHelperTest {
             assertTrue(findmnt.out().contains("allow_other"), findmnt.out());
             assertTrue(Files.isDirectory(mountpoint.resolve("incoming")));
         } finally {
+            long daemon = MountedStore.daemonPid(store, mountpoint);
             Shell.run(Duration.ofSeconds(30), Map.of(), List.of("umount", mountpoint.toString()));
+            // no daemon of this test may still write to the store when JUnit deletes it
+            MountedStore.awaitExit(daemon);
         }
-        Eventually.within(Duration.ofSeconds(5), "umount to unmount", () -> Shell.run("findmnt", mountpoint.toString()).exit() != 0);
+        Eventually.within(Duration.ofSeconds(10), "umount to unmount", () -> Shell.run("findmnt", mountpoint.toString()).exit() != 0);
     }
 }

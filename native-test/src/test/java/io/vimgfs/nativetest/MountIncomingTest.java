@@ -63,7 +63,7 @@ class MountIncomingTest {
         Path source = Fixtures.random(1024);
         String hex = Fixtures.sha256(source);
         try (MountedStore m = MountedStore.mount(dir)) {
-            Shell.run(Duration.ofSeconds(90), java.util.Map.of(),
+            Shell.run(Duration.ofSeconds(300), java.util.Map.of(), // 1 GiB written, hashed and fsynced on a shared disk
                     List.of("cp", source.toString(), m.at("incoming/big:1"))).ok();
 
             assertEquals("1073741824", Shell.run("stat", "-L", "-c", "%s", m.at("by-digest/sha256/" + hex)).ok().out().strip());
@@ -179,9 +179,10 @@ class MountIncomingTest {
             Eventually.within(Duration.ofSeconds(30), "cp wrote 128 MiB into incoming/", () -> sizeOf(target) >= 128 * Fixtures.MIB || !cp.isAlive());
             long written = sizeOf(target); // at least this much; the kernel's close may place or refuse it at once
             cp.destroyForcibly(); // SIGKILL
-            assertTrue(cp.waitFor(10, TimeUnit.SECONDS));
+            // the killed cp's last close is a FUSE flush, which places or refuses what it wrote before cp is gone
+            assertTrue(cp.waitFor(120, TimeUnit.SECONDS));
 
-            Eventually.within(Duration.ofSeconds(10), "the killed upload leaves incoming/", () -> m.ls("incoming").isEmpty());
+            Eventually.within(Duration.ofSeconds(60), "the killed upload leaves incoming/", () -> m.ls("incoming").isEmpty());
             boolean placed = m.exists("tags/killed/1");
             System.out.printf("cp killed after %d of %d bytes: %s%n", written, full, placed ? "placed (complete)" : "refused");
             if (placed) {

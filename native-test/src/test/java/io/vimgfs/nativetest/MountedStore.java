@@ -125,6 +125,23 @@ final class MountedStore implements AutoCloseable {
 
     /** The pid of the daemon serving this mount, from its record in .vimgfs/mounts/; -1 when none. */
     long daemonPid() {
+        return daemonPid(store, mountpoint);
+    }
+
+    /**
+     * Waits (up to 30 s, what a JVM's exit can take on a loaded 2-core machine) until a daemon is
+     * gone, so that no daemon of one test still writes to its store while JUnit deletes the
+     * directory or the next test starts. A pid of -1 or less is taken as gone.
+     */
+    static void awaitExit(long pid) {
+        if (pid > 0) {
+            Eventually.within(Duration.ofSeconds(30), "the vimgfs daemon (pid " + pid + ") exits",
+                    () -> ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true));
+        }
+    }
+
+    /** The pid of the daemon serving {@code mountpoint} from {@code store}, from its record; -1 when none. */
+    static long daemonPid(Path store, Path mountpoint) {
         Path mounts = store.resolve(".vimgfs/mounts");
         if (!Files.isDirectory(mounts)) {
             return -1;

@@ -157,7 +157,7 @@ class QemuBootTest {
             long daemon = m.daemonPid();
 
             Boot boot = boot(List.of("-drive", "file=" + overlay + ",format=qcow2,if=virtio"), null, qemu -> {
-                Eventually.within(Duration.ofSeconds(30), "qemu opens the base",
+                Eventually.within(Duration.ofSeconds(90), "qemu opens the base",
                         () -> Shell.sh("ls -l /proc/" + qemu.pid() + "/fd").out().contains(blob));
                 Shell.run("kill", "-KILL", Long.toString(daemon)).ok();
                 Shell.sh("sync; echo 3 > /proc/sys/vm/drop_caches").ok();

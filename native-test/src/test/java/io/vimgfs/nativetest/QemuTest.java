@@ -104,7 +104,10 @@ class QemuTest {
         Process first = new ProcessBuilder("qemu-io", "-r", "-c", "sleep 3000", "-c", "read -P 0xa1 0 1M",
                 byDigest(baseHex)).redirectErrorStream(true).start();
         try {
-            Thread.sleep(500); // the first holds its shared lock while sleeping
+            // the first holds its shared lock while sleeping: wait until it has the blob open, not a fixed time
+            String blob = mount.blobPath(baseHex);
+            Eventually.within(Duration.ofSeconds(30), "the first qemu-io has the base open",
+                    () -> Shell.run("ls", "-l", "/proc/" + first.pid() + "/fd").out().contains(blob) || !first.isAlive());
             Shell.run("qemu-io", "-r", "-c", "read -P 0xa1 0 1M", byDigest(baseHex)).ok();
             Shell.run("qemu-img", "info", "-U", byDigest(baseHex)).ok();
         } finally {
@@ -155,11 +158,15 @@ class QemuTest {
 
         Shell.run("rm", mount.path("tags/upper/1").toString()).ok();
         Shell.vimgfs(mount.store, "gc").ok();
-        assertFalse(Files.exists(mount.store.resolve("blobs/sha256/" + upperHex)));
-        assertFalse(Files.exists(mount.store.resolve("blobs/sha256/" + lowerHex)), "the base outlived its last overlay");
+        // gc deletes them, or the mount does: its own removal deletes a blob once index.json no
+        // longer names it (within about a second), and its collector (every 2 s) what a reader had open
+        Eventually.within(Duration.ofSeconds(10), "the overlay's blob is deleted",
+                () -> !Files.exists(mount.store.resolve("blobs/sha256/" + upperHex)));
+        Eventually.within(Duration.ofSeconds(10), "the base does not outlive its last overlay",
+                () -> !Files.exists(mount.store.resolve("blobs/sha256/" + lowerHex)));
         // the kernel may keep a looked-up entry for the entry timeout (1 s)
-        Eventually.within(Duration.ofSeconds(5), "by-digest to drop the base", () -> !Files.exists(Path.of(byDigest(lowerHex))));
-        Eventually.within(Duration.ofSeconds(5), "by-digest to drop the overlay", () -> !Files.exists(Path.of(byDigest(upperHex))));
+        Eventually.within(Duration.ofSeconds(10), "by-digest to drop the base", () -> !Files.exists(Path.of(byDigest(lowerHex))));
+        Eventually.within(Duration.ofSeconds(10), "by-digest to drop the overlay", () -> !Files.exists(Path.of(byDigest(upperHex))));
     }
 
     @Test

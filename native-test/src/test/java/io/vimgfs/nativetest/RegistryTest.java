@@ -115,7 +115,10 @@ class RegistryTest {
             // SIGKILL in the middle of a slow pull: the store opens, fsck is clean, nothing half-placed.
             Process pull = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", store.toString(), "pull",
                     "--tls-verify=false", url + "/slow/big.qcow2", "killed:1");
-            Thread.sleep(2500);
+            // kill it once bytes have arrived (a fixed wait may end before the JVM has even started)
+            Path staging = store.resolve(".vimgfs").resolve("staging");
+            Eventually.within(Duration.ofSeconds(60), "the slow pull is downloading",
+                    () -> !pull.isAlive() || stagedBytes(staging) > 0);
             assertTrue(pull.isAlive(), "the slow pull finished before it could be killed");
             pull.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             assertFalse(ls(store).contains("killed:1"), ls(store));
@@ -127,6 +130,107 @@ class RegistryTest {
         } finally {
             stopAll();
         }
+    }
+
+    /**
+     * An operator watching a mounted store while images come and go: a pull in flight shows in
+     * {@code status} with its bytes so far; pulls, pushes and gc runs of the command line, and
+     * the mount's own collection and journal and index writes, move the scraped numbers.
+     */
+    @Test
+    void pullsPushesAndGcRunsIntoAMountedStoreShowInStatusAndTheScrapedMetrics() throws Exception {
+        try {
+            Path files = Files.createDirectories(dir.resolve("files"));
+            Path disk = Fixtures.randomQcow2(8);
+            Files.copy(disk, files.resolve("disk.qcow2"));
+            long diskBytes = Files.size(disk);
+            int port = freePort();
+            start(List.of("python3", resource("range-server.py").toString(), Integer.toString(port), files.toString(),
+                    dir.resolve("requests.log").toString()));
+            waitFor("http://127.0.0.1:" + port + "/missing");
+            String url = "http://127.0.0.1:" + port;
+            String registry = startRegistry("watched", "");
+            int metrics = freePort();
+            try (MountedStore m = MountedStore.mount(dir, "metrics=" + metrics)) {
+                Map<String, Double> before = Scrape.metrics(metrics);
+                Shell.vimgfs(m.store, "pull", "--tls-verify=false", url + "/plain/disk.qcow2", "url:1").ok();
+                Eventually.within(Duration.ofSeconds(5), "the pulled image in the mount", () -> m.exists("tags/url/1"));
+                refused(m.store, "not found", "pull", "--tls-verify=false", url + "/plain/nothing.qcow2", "url:2");
+                Shell.vimgfs(m.store, "push", "--tls-verify=false", "url:1", "docker://" + registry + "/vm/disk:1").ok();
+
+                // A slow pull in flight: status shows it with its bytes so far, then it is killed.
+                Process slow = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", m.store.toString(), "pull",
+                        "--tls-verify=false", url + "/slow/disk.qcow2", "slow:1");
+                try {
+                    Eventually.within(Duration.ofSeconds(20), "status shows the slow pull in flight with bytes moved", () -> {
+                        JsonNode activity = statusJson(m.store).path("activity");
+                        for (JsonNode run : activity) {
+                            if (run.path("state").asText().equals("running") && run.path("bytes").asLong() > 0) {
+                                return run.path("subject").asText().equals(url + "/slow/disk.qcow2");
+                            }
+                        }
+                        return false;
+                    });
+                    String text = Shell.vimgfs(m.store, "status").ok().out();
+                    assertTrue(text.contains("pulls and pushes in flight: 1"), text);
+                    assertTrue(text.contains("pull " + url + "/slow/disk.qcow2: "), text);
+                    Eventually.within(Duration.ofSeconds(10), "the metrics count the pull in flight",
+                            () -> scrapeQuietly(metrics, "vimgfs_transfers_in_flight{verb=\"pull\"}") == 1);
+                } finally {
+                    slow.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+                }
+                Shell.run("rm", m.at("tags/url/1")).ok(); // its last name: the image goes, the mount deletes its blob
+                Shell.vimgfs(m.store, "gc").ok(); // the killed pull's staging file
+
+                Eventually.within(Duration.ofSeconds(10), "the mount counted every run", () -> {
+                    Map<String, Double> now = scrapeAll(metrics);
+                    return Scrape.sum(now, "vimgfs_pulls_total{result=\"killed\"") >= 1
+                            && Scrape.sum(now, "vimgfs_gc_runs_total{origin=\"command\"") >= 1
+                            && Scrape.sum(now, "vimgfs_gc_freed_bytes_total{origin=\"mount\"") >= diskBytes;
+                });
+                Map<String, Double> after = Scrape.metrics(metrics);
+                assertEquals(1.0, Scrape.sum(after, "vimgfs_pulls_total{result=\"ok\"") - Scrape.sum(before, "vimgfs_pulls_total{result=\"ok\""), after.toString());
+                assertEquals(1.0, Scrape.sum(after, "vimgfs_pulls_total{result=\"failed\"") - Scrape.sum(before, "vimgfs_pulls_total{result=\"failed\""));
+                assertEquals(1.0, Scrape.sum(after, "vimgfs_pulls_total{result=\"killed\""));
+                assertTrue(Scrape.sum(after, "vimgfs_pulled_bytes_total") >= diskBytes, "pulled bytes: " + after);
+                assertEquals(1.0, Scrape.sum(after, "vimgfs_pushes_total{result=\"ok\""));
+                assertTrue(Scrape.sum(after, "vimgfs_pushed_bytes_total") >= diskBytes, "pushed bytes: " + after);
+                assertEquals(0.0, Scrape.sum(after, "vimgfs_transfers_in_flight"));
+                assertTrue(Scrape.sum(after, "vimgfs_journal_append_duration_seconds_count")
+                        > Scrape.sum(before, "vimgfs_journal_append_duration_seconds_count"), "the mount's own commits (a refresh is not one)");
+                assertTrue(Scrape.sum(after, "vimgfs_index_write_duration_seconds_count") >= 1, "index.json rewritten by the mount");
+                assertTrue(Scrape.sum(after, "vimgfs_gc_runs_total{origin=\"mount\"") >= 1, "the mount's sweep after rm: " + after);
+
+                String recent = Shell.vimgfs(m.store, "status").ok().out();
+                assertTrue(recent.contains("ok     pull " + url + "/plain/disk.qcow2"), recent);
+                assertTrue(recent.contains("failed pull " + url + "/plain/nothing.qcow2"), recent);
+                assertTrue(recent.contains("killed pull " + url + "/slow/disk.qcow2"), recent);
+                assertTrue(recent.contains("ok     push docker://" + registry + "/vm/disk:1"), recent);
+                assertTrue(recent.contains("pulls and pushes in flight: none"), recent);
+            }
+        } finally {
+            stopAll();
+        }
+    }
+
+    private static JsonNode statusJson(Path store) {
+        try {
+            return JSON.readTree(Shell.vimgfs(store, "status", "--json").ok().out());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private static Map<String, Double> scrapeAll(int port) {
+        try {
+            return Scrape.metrics(port);
+        } catch (Exception e) {
+            throw new AssertionError("scraping 127.0.0.1:" + port, e);
+        }
+    }
+
+    private static double scrapeQuietly(int port, String sample) {
+        return Scrape.sum(scrapeAll(port), sample);
     }
 
     @Test
@@ -170,9 +274,8 @@ class RegistryTest {
             Path tokenLog = dir.resolve("token.log");
             start(List.of("python3", resource("token-server.py").toString(), Integer.toString(tokenPort), bundle.toString(),
                     "vimgfs-test", "vimgfs-test-issuer", "bob", "t0ken", tokenLog.toString()));
-            for (int i = 0; i < 200 && !Files.exists(bundle); i++) {
-                Thread.sleep(50);
-            }
+            Eventually.within(Duration.ofSeconds(60), "the token server writes its certificate", () -> Files.exists(bundle));
+            waitFor("http://127.0.0.1:" + tokenPort + "/token"); // it listens only after writing the bundle
             String bearer = startRegistry("token", "  token:\n    realm: http://127.0.0.1:" + tokenPort + "/token\n"
                     + "    service: vimgfs-test\n    issuer: vimgfs-test-issuer\n    rootcertbundle: " + bundle + "\n");
             refused(storeA, "authentication required", "push", "--tls-verify=false", "cirros:0.6.2", "docker://" + bearer + "/vm/cirros:1");
@@ -351,17 +454,33 @@ class RegistryTest {
         started.clear();
     }
 
-    private static void waitFor(String url) throws Exception {
+    /** Waits until something answers HTTP at the url: a server start on a loaded machine can take many seconds. */
+    private void waitFor(String url) throws Exception {
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(1)).build();
-        for (int i = 0; i < 200; i++) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (System.nanoTime() < deadline) {
             try {
-                http.send(HttpRequest.newBuilder(URI.create(url)).build(), HttpResponse.BodyHandlers.discarding());
+                http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(10)).build(),
+                        HttpResponse.BodyHandlers.discarding());
                 return;
             } catch (IOException e) {
+                if (started.stream().anyMatch(p -> !p.isAlive())) {
+                    throw new AssertionError("a server of this test exited (its port taken?) before " + url + " answered; see "
+                            + dir.resolve("server-*.log"), e);
+                }
                 Thread.sleep(50);
             }
         }
-        throw new AssertionError("nothing answered at " + url);
+        throw new AssertionError("nothing answered at " + url + " within 60 s");
+    }
+
+    /** Bytes in the store's staging files: what an unfinished pull has written so far. */
+    private static long stagedBytes(Path staging) {
+        try (var files = Files.list(staging)) {
+            return files.mapToLong(f -> f.toFile().length()).sum();
+        } catch (IOException e) {
+            return 0;
+        }
     }
 
     private static int freePort() throws IOException {

@@ -194,15 +194,20 @@ final class BlobFiles {
         return true;
     }
 
-    /** Seals every blob of the store; {@code layers} gives the xattrs of each image's layer. Returns how many changed. */
-    int sealAll(Map<Digest, BlobAttributes> layers) throws IOException {
+    /**
+     * Seals every blob of the store; {@code layers} gives the xattrs of each image's layer, and
+     * {@code afterFirst} runs once the first blob is changed (a crash point). Returns how many changed.
+     */
+    int sealAll(Map<Digest, BlobAttributes> layers, Runnable afterFirst) throws IOException {
         int changed = 0;
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(blobs)) {
             for (Path blob : entries) {
                 String name = blob.getFileName().toString();
                 if (Digest.isHex64(name) && Files.isRegularFile(blob, LinkOption.NOFOLLOW_LINKS)
                         && seal(blob, Optional.ofNullable(layers.get(new Digest(name))))) {
-                    changed++;
+                    if (changed++ == 0) {
+                        afterFirst.run();
+                    }
                 }
             }
         }

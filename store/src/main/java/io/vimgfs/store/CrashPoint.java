@@ -27,6 +27,32 @@ public enum CrashPoint {
     JOURNAL_COMPACTED,
     /** Opening replayed the journal over index.json; a torn tail is not yet cut off. */
     JOURNAL_REPLAYED,
+    /** The catalog cache of the new index.json is written to a temporary file, not yet renamed. */
+    CACHE_STAGED,
     /** Garbage collection has deleted some blobs but not all. */
-    SWEEPING
+    SWEEPING,
+    /** Half of the new holds.json is in its temporary file (a hold is being added or ended). */
+    HOLDS_TORN,
+    /** The whole new holds.json is in its temporary file, not yet fsynced. */
+    HOLDS_WRITTEN,
+    /** The temporary holds file is fsynced, not yet renamed over holds.json. */
+    HOLDS_STAGED,
+    /** holds.json is replaced; its directory is not yet fsynced. */
+    HOLDS_RENAMED,
+    /** The new holds.json is durable; {@code hold add} or {@code hold rm} has not returned yet. */
+    HOLDS_SYNCED,
+    /** Half of the new last-use.json is in its temporary file (the mount's housekeeping). */
+    LAST_USE_TORN,
+    /** The whole new last-use.json is in its temporary file, not yet fsynced. */
+    LAST_USE_WRITTEN,
+    /** The temporary last-use file is fsynced, not yet renamed over last-use.json. */
+    LAST_USE_STAGED,
+    /** last-use.json is replaced; its directory is not yet fsynced. */
+    LAST_USE_RENAMED,
+    /** The new last-use.json is durable. */
+    LAST_USE_SYNCED,
+    /** The mount's sealing pass over an older store's blobs has sealed one, not yet the rest. */
+    SEALING,
+    /** The sealing pass has sealed every blob; {@code .vimgfs/sealed} does not say so yet. */
+    SEALING_DONE
 }

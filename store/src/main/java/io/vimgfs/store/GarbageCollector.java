@@ -34,8 +34,10 @@ final class GarbageCollector {
 
     private final BlobFiles files;
     private final Consumer<CrashPoint> crashHook;
+    private final StoreEvents events;
 
-    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook) {
+    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook, StoreEvents events) {
+        this.events = events;
         this.files = files;
         this.crashHook = crashHook;
     }
@@ -136,7 +138,7 @@ final class GarbageCollector {
         return open;
     }
 
-    /** Staging files whose writer is gone, and index files a crash left half-renamed. */
+    /** Staging files whose writer is gone, and temporary index, holds and last-use files a crash left unrenamed. */
     List<GcReport.Removal> staleWorkFiles() throws IOException {
         List<GcReport.Removal> stale = new ArrayList<>();
         try (DirectoryStream<Path> staged = Files.newDirectoryStream(files.stagingDir())) {
@@ -149,6 +151,12 @@ final class GarbageCollector {
         try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(), OciLayout.INDEX_FILE + ".*.tmp")) {
             for (Path file : temps) {
                 stale.add(new GcReport.Removal(file, sizeOf(file), "temporary index left by an interrupted commit"));
+            }
+        }
+        try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(),
+                "{" + HoldFile.FILE + ".*.tmp," + LastUse.FILE + ".*.tmp," + CatalogCache.FILE + ".*.tmp}")) {
+            for (Path file : temps) {
+                stale.add(new GcReport.Removal(file, sizeOf(file), "temporary file left by an interrupted write"));
             }
         }
         return stale;
@@ -186,11 +194,22 @@ final class GarbageCollector {
 
     private void delete(Collection<GcReport.Removal> removals) throws IOException {
         boolean first = true;
-        for (GcReport.Removal removal : removals) {
-            files.delete(removal.file());
-            if (first) {
-                crashHook.accept(CrashPoint.SWEEPING);
-                first = false;
+        int deleted = 0;
+        long bytes = 0;
+        try {
+            for (GcReport.Removal removal : removals) {
+                long size = sizeOf(removal.file());
+                files.delete(removal.file());
+                deleted++;
+                bytes += size;
+                if (first) {
+                    crashHook.accept(CrashPoint.SWEEPING);
+                    first = false;
+                }
+            }
+        } finally {
+            if (deleted > 0) {
+                events.deleted(deleted, bytes);
             }
         }
     }

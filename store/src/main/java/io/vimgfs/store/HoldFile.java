@@ -8,19 +8,18 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.UUID;
+import java.util.function.Consumer;
 
 /**
  * The store's holds, in {@code .vimgfs/holds.json} beside (never inside) index.json, so skopeo
- * still reads the layout. Written as index.json is (write, fsync, rename, fsync the directory)
- * by callers that hold the store lock; reread whenever the file's identity changes, so a hold
+ * still reads the layout. Replaced whole ({@link ReplacedFile}: write, fsync, rename, fsync the
+ * directory) by callers that hold the store lock, so a crash leaves the old holds or the new; reread whenever the file's identity changes, so a hold
  * made by another process counts at the next question. {@code released} lists the automatic
  * overlay directories a user dropped with {@code hold rm --overlays}.
  */
@@ -41,12 +40,17 @@ final class HoldFile {
     private record Version(Object fileKey, long modifiedNanos, long size) {
     }
 
+    private static final ReplacedFile.Steps STEPS = new ReplacedFile.Steps(CrashPoint.HOLDS_TORN,
+            CrashPoint.HOLDS_WRITTEN, CrashPoint.HOLDS_STAGED, CrashPoint.HOLDS_RENAMED, CrashPoint.HOLDS_SYNCED);
+
     private final Path file;
+    private final ReplacedFile replaced;
     private volatile Version version;
     private volatile Contents contents = Contents.EMPTY;
 
-    HoldFile(Path workDir) {
+    HoldFile(Path workDir, Consumer<CrashPoint> crashHook) {
         this.file = workDir.resolve(FILE);
+        this.replaced = new ReplacedFile(file, STEPS, crashHook);
     }
 
     /** The holds as the file says now (reread only if it changed since the last read). */
@@ -64,10 +68,7 @@ final class HoldFile {
 
     /** Replaces the file atomically; the caller holds the store lock. */
     void write(Contents next) throws IOException {
-        Path staged = file.resolveSibling(FILE + "." + UUID.randomUUID() + ".tmp");
-        BlobFiles.writeSynced(staged, render(next));
-        Files.move(staged, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        BlobFiles.syncDirectory(file.getParent());
+        replaced.replace(render(next));
         version = versionOnDisk();
         contents = next;
     }

@@ -93,10 +93,10 @@ public final class ImageStore implements Closeable {
         this.options = options;
         this.lock = lock;
         this.journal = journal;
-        this.collector = new GarbageCollector(files, options.crashHook());
+        this.collector = new GarbageCollector(files, options.crashHook(), options.events());
         this.retention = new Retention(files);
-        this.holdFile = new HoldFile(files.workDir());
-        this.lastUse = new LastUse(files.workDir(), options.clock());
+        this.holdFile = new HoldFile(files.workDir(), options.crashHook());
+        this.lastUse = new LastUse(files.workDir(), options.clock(), options.crashHook());
     }
 
     public static ImageStore open(Path root) throws IOException {
@@ -880,7 +880,9 @@ public final class ImageStore implements Closeable {
                 files.syncBlobDir(); // the names of every blob the frame mentions, in one fsync
                 blobDirDirty = false;
             }
+            long start = System.nanoTime();
             end = journal.append(before.journalEnd(), sequence, changes, options.crashHook());
+            options.events().journalAppended(System.nanoTime() - start, changes.size());
         } catch (IOException | RuntimeException e) {
             try {
                 journal.truncate(before.journalEnd());
@@ -971,8 +973,11 @@ public final class ImageStore implements Closeable {
         Snapshot s = current;
         if (s.indexBehind()) {
             syncMetadataBlobs(); // under the lock: whatever the commits since the last drain added
-            files.replaceIndex(OciLayout.indexJson(s.catalog(), s.sequence()),
-                    () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
+            long start = System.nanoTime();
+            byte[] index = OciLayout.indexJson(s.catalog(), s.sequence());
+            files.replaceIndex(index, () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
+            options.events().indexWritten(System.nanoTime() - start, index.length);
+            writeCache(index, s.catalog(), s.sequence());
             options.crashHook().accept(CrashPoint.INDEX_REPLACED);
             journal.truncate(Journal.START); // every frame is at or below the sequence the index now has
             options.crashHook().accept(CrashPoint.JOURNAL_COMPACTED);
@@ -1180,8 +1185,9 @@ public final class ImageStore implements Closeable {
                 sealedStamp = stamp;
                 return 0;
             }
-            int changed = files.sealAll(layerAttributes());
-            writeSealStamp();
+            int changed = files.sealAll(layerAttributes(), () -> options.crashHook().accept(CrashPoint.SEALING));
+            options.crashHook().accept(CrashPoint.SEALING_DONE);
+            writeSealStamp(stamp); // blobs/ as the pass began: a blob added meanwhile changed it, and is looked at again
             return changed;
         });
     }
@@ -1204,10 +1210,13 @@ public final class ImageStore implements Closeable {
         }
     }
 
-    /** Records blobs/ as it is now as all sealed; a hint only, so a crash that tears it costs one full pass. */
-    private void writeSealStamp() throws IOException {
-        sealedStamp = blobDirStamp();
-        Files.writeString(files.workDir().resolve("sealed"), sealedStamp + "\n");
+    /**
+     * Records blobs/ with {@code stamp} as all sealed; written only after every blob is, and a
+     * hint only, so a crash that tears it (it can then match nothing) costs one full pass.
+     */
+    private void writeSealStamp(String stamp) throws IOException {
+        sealedStamp = stamp;
+        Files.writeString(files.workDir().resolve("sealed"), stamp + "\n");
     }
 
     /**
@@ -1243,7 +1252,7 @@ public final class ImageStore implements Closeable {
         sealStampUnwritten = false;
         try {
             if (blobDirStamp().equals(sealedStamp)) {
-                writeSealStamp();
+                writeSealStamp(sealedStamp);
             }
         } catch (IOException e) {
             sealedStamp = null; // the next mount does the full pass
@@ -1687,14 +1696,22 @@ public final class ImageStore implements Closeable {
     private Snapshot load() throws IOException {
         IndexVersion version = indexVersion();
         byte[] bytes = Files.readAllBytes(files.index());
+        Optional<CatalogCache.Loaded> cached = CatalogCache.read(cacheFile(), bytes);
+        if (cached.isPresent()) {
+            long indexGeneration = cached.get().generation();
+            return replay(new Snapshot(cached.get().catalog(), version, indexGeneration, Journal.Version.ABSENT, Journal.START,
+                    indexGeneration, generation.incrementAndGet()), Journal.START);
+        }
         OciLayout.Index index = OciLayout.parseIndex(bytes);
         Map<Digest, StoredImage> images = new HashMap<>();
         Map<ImageName, Digest> names = new HashMap<>();
         List<JsonNode> foreign = new ArrayList<>(index.foreign());
+        boolean unreadable = false;
         for (OciLayout.Entry entry : index.entries()) {
             Optional<StoredImage> image = readImage(entry);
             if (image.isEmpty()) {
                 foreign.add(entry.raw()); // kept verbatim; fsck reports it
+                unreadable = true;
                 continue;
             }
             images.put(image.get().layer(), image.get());
@@ -1702,7 +1719,24 @@ public final class ImageStore implements Closeable {
         }
         Snapshot fromIndex = new Snapshot(Catalog.of(images.values(), names, foreign), version, index.generation(),
                 Journal.Version.ABSENT, Journal.START, index.generation(), generation.incrementAndGet());
+        if (!unreadable && journal.writable()) {
+            writeCache(bytes, fromIndex.catalog(), index.generation()); // an older store, or another tool's index.json
+        }
         return replay(fromIndex, Journal.START);
+    }
+
+    private Path cacheFile() {
+        return files.workDir().resolve(CatalogCache.FILE);
+    }
+
+    /** The next open reads this instead of parsing index.json; a failure only makes that open slower. */
+    private void writeCache(byte[] index, Catalog catalog, long indexGeneration) {
+        try {
+            CatalogCache.write(cacheFile(), index, catalog, indexGeneration, options.crashHook());
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, () -> "store " + files.root() + ": no catalog cache (" + e.getMessage()
+                    + "); the next open parses index.json");
+        }
     }
 
     private Optional<StoredImage> readImage(OciLayout.Entry entry) {

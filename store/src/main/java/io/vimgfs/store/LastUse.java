@@ -6,33 +6,38 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 
 /**
  * When each image was last looked up or opened through a mount. Recorded in memory on the
  * lookup path (one map write) and written to {@code .vimgfs/last-use.json} lazily, at most once
  * a minute, by whoever calls {@link #persist} (the mount's timer, never a read); the file merges
- * what every mount of the store saw, latest wins.
+ * what every mount of the store saw, latest wins. Replaced whole ({@link ReplacedFile}), so a crash
+ * leaves the old file or the new; a damaged one only makes last uses count from placement.
  */
 final class LastUse {
     private static final ObjectMapper JSON = new ObjectMapper();
     static final String FILE = "last-use.json";
     static final Duration PERSIST_EVERY = Duration.ofMinutes(1);
 
+    private static final ReplacedFile.Steps STEPS = new ReplacedFile.Steps(CrashPoint.LAST_USE_TORN,
+            CrashPoint.LAST_USE_WRITTEN, CrashPoint.LAST_USE_STAGED, CrashPoint.LAST_USE_RENAMED, CrashPoint.LAST_USE_SYNCED);
+
     private final Path file;
+    private final ReplacedFile replaced;
     private final Clock clock;
     private final Map<Digest, Instant> unsaved = new ConcurrentHashMap<>();
     private volatile Instant lastPersist = Instant.MIN;
 
-    LastUse(Path workDir, Clock clock) {
+    LastUse(Path workDir, Clock clock, Consumer<CrashPoint> crashHook) {
         this.file = workDir.resolve(FILE);
+        this.replaced = new ReplacedFile(file, STEPS, crashHook);
         this.clock = clock;
     }
 
@@ -58,9 +63,7 @@ final class LastUse {
         ObjectNode root = JSON.createObjectNode();
         merged.entrySet().stream().sorted(Map.Entry.comparingByKey())
                 .forEach(e -> root.put(e.getKey().toString(), e.getValue().toString()));
-        Path staged = file.resolveSibling(FILE + "." + UUID.randomUUID() + ".tmp");
-        BlobFiles.writeSynced(staged, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
-        Files.move(staged, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        replaced.replace(JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
         lastPersist = now;
         return true;
     }

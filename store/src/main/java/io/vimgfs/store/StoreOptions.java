@@ -20,37 +20,44 @@ import java.util.function.Consumer;
  *                     its modes, a new one is {@link StoreAudience.Private}.
  * @param automaticOverlays overlay directories held without being asked while they exist
  *                     (libvirt's default pool), until {@code hold rm --overlays} drops one
+ * @param events       told the cost of commits and index rewrites and what gc deleted (the mount's metrics)
  */
 public record StoreOptions(Clock clock, Set<Path> mountRoots, Consumer<CrashPoint> crashHook,
-        Optional<StoreAudience> audience, List<Path> automaticOverlays) {
+        Optional<StoreAudience> audience, List<Path> automaticOverlays, StoreEvents events) {
     public static final Path LIBVIRT_IMAGES = Path.of("/var/lib/libvirt/images");
 
     public StoreOptions {
         mountRoots = Set.copyOf(mountRoots);
         automaticOverlays = List.copyOf(automaticOverlays);
+        events = java.util.Objects.requireNonNull(events, "events");
     }
 
     public static StoreOptions defaults() {
-        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { }, Optional.empty(), List.of(LIBVIRT_IMAGES));
+        return new StoreOptions(Clock.systemUTC(), Set.of(), point -> { }, Optional.empty(), List.of(LIBVIRT_IMAGES),
+                StoreEvents.NONE);
     }
 
     public StoreOptions withAutomaticOverlays(List<Path> directories) {
-        return new StoreOptions(clock, mountRoots, crashHook, audience, directories);
+        return new StoreOptions(clock, mountRoots, crashHook, audience, directories, events);
     }
 
     public StoreOptions withMountRoots(Set<Path> roots) {
-        return new StoreOptions(clock, roots, crashHook, audience, automaticOverlays);
+        return new StoreOptions(clock, roots, crashHook, audience, automaticOverlays, events);
     }
 
     public StoreOptions withCrashHook(Consumer<CrashPoint> hook) {
-        return new StoreOptions(clock, mountRoots, hook, audience, automaticOverlays);
+        return new StoreOptions(clock, mountRoots, hook, audience, automaticOverlays, events);
     }
 
     public StoreOptions withClock(Clock newClock) {
-        return new StoreOptions(newClock, mountRoots, crashHook, audience, automaticOverlays);
+        return new StoreOptions(newClock, mountRoots, crashHook, audience, automaticOverlays, events);
     }
 
     public StoreOptions withAudience(StoreAudience newAudience) {
-        return new StoreOptions(clock, mountRoots, crashHook, Optional.of(newAudience), automaticOverlays);
+        return new StoreOptions(clock, mountRoots, crashHook, Optional.of(newAudience), automaticOverlays, events);
+    }
+
+    public StoreOptions withEvents(StoreEvents watcher) {
+        return new StoreOptions(clock, mountRoots, crashHook, audience, automaticOverlays, watcher);
     }
 }

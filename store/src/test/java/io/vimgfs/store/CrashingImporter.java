@@ -14,6 +14,12 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * crash STORE POINT import FILE NAME | crash STORE POINT untag NAME | crash STORE POINT gc
+ * crash STORE POINT hold REF WHY | crash STORE POINT release REF | crash STORE POINT uses | crash STORE POINT seal
+ * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
+ * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
+ * uses STORE             record a use of every image and write last-use.json, forever, printing "persisted I"
+ * rm STORE NAME          untag NAME, then gc, as {@code vimgfs rm} and {@code vimgfs gc} do
+ * seal STORE             seal the store's blobs as a mount does, then print "sealed N in MILLIS"
  * once STORE FILE        import FILE as big:latest and untag it, then print "done MILLIS"
  * loop STORE FILE        the same, forever, printing each step
  * many STORE PREFIX N    import N generated images as PREFIX/img:I
@@ -31,7 +37,51 @@ public final class CrashingImporter {
     public static void main(String[] args) throws Exception {
         Path store = Path.of(args[1]);
         switch (args[0]) {
-            case "crash" -> crash(store, CrashPoint.valueOf(args[2]), args);
+            case "crash", "pause" -> crash(store, CrashPoint.valueOf(args[2]), args[0].equals("pause"), args);
+            case "holds" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    int k = Integer.parseInt(args[2]);
+                    for (long i = 0; ; i++) {
+                        String name = "base:" + (i % k);
+                        if ((i / k) % 2 == 0) {
+                            s.hold(name, "round " + i / k);
+                            System.out.println("held " + name);
+                        } else {
+                            s.release(name);
+                            System.out.println("released " + name);
+                        }
+                        System.out.flush();
+                    }
+                }
+            }
+            case "uses" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    for (long i = 0; ; i++) {
+                        s.list().forEach(image -> s.recordUse(image.digest()));
+                        s.persistUses(true);
+                        System.out.println("persisted " + i);
+                        System.out.flush();
+                    }
+                }
+            }
+            case "rm" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    s.untag(ImageName.parse(args[2]));
+                    s.collectGarbage(false);
+                    System.out.println("removed " + args[2]);
+                }
+            }
+            case "seal" -> {
+                try (ImageStore s = ImageStore.open(store)) {
+                    ready();
+                    long start = System.nanoTime();
+                    int sealed = s.sealBlobs();
+                    System.out.println("sealed " + sealed + " in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+                }
+            }
             case "once", "loop" -> {
                 try (ImageStore s = ImageStore.open(store)) {
                     ready();
@@ -83,9 +133,13 @@ public final class CrashingImporter {
         System.out.flush();
     }
 
-    private static void crash(Path store, CrashPoint target, String[] args) throws IOException {
+    private static void crash(Path store, CrashPoint target, boolean pause, String[] args) throws IOException {
         StoreOptions options = StoreOptions.defaults().withCrashHook(point -> {
-            if (point == target) {
+            if (point == target && pause) {
+                System.out.println("paused at " + point);
+                System.out.flush();
+                awaitLine();
+            } else if (point == target) {
                 System.out.println("halting at " + point);
                 System.out.flush();
                 Runtime.getRuntime().halt(HALT_STATUS);
@@ -97,10 +151,25 @@ public final class CrashingImporter {
                 case "import" -> s.importFile(Path.of(args[4]), Reference.parse(args[5]), n -> { });
                 case "untag" -> s.untag(ImageName.parse(args[4]));
                 case "gc" -> s.collectGarbage(false);
+                case "hold" -> s.hold(args[4], args[5]);
+                case "release" -> s.release(args[4]);
+                case "uses" -> {
+                    s.list().forEach(image -> s.recordUse(image.digest()));
+                    s.persistUses(true);
+                }
+                case "seal" -> s.sealBlobs();
                 default -> throw new IllegalArgumentException(args[3]);
             }
         }
-        System.out.println("finished without reaching " + target);
+        System.out.println(pause ? "done" : "finished without reaching " + target);
+    }
+
+    private static void awaitLine() {
+        try {
+            new java.io.BufferedReader(new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8)).readLine();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     private static void ready() {

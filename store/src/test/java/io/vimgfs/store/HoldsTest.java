@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -221,7 +222,8 @@ class HoldsTest {
     /** A shell holding the blob on descriptor 3, as a VM holds its base; returns once /proc shows it. */
     private Process holdOpen(Digest digest) throws Exception {
         Process process = new ProcessBuilder("sh", "-c", "exec 3<'" + store.imagePath(digest) + "'; sleep 30").start();
-        for (int i = 0; i < 200 && !store.openImages().containsKey(digest); i++) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30); // a shell's start on a loaded machine
+        while (!store.openImages().containsKey(digest) && System.nanoTime() < deadline) {
             Thread.sleep(10);
         }
         assertTrue(store.openImages().containsKey(digest), "the shell has it open");
@@ -231,7 +233,8 @@ class HoldsTest {
     private void stop(Process process) throws Exception {
         process.descendants().forEach(ProcessHandle::destroyForcibly);
         process.destroyForcibly().waitFor();
-        for (int i = 0; i < 200 && !store.openImages().isEmpty(); i++) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!store.openImages().isEmpty() && System.nanoTime() < deadline) {
             Thread.sleep(10);
         }
     }

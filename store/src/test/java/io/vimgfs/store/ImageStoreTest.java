@@ -692,7 +692,8 @@ class ImageStoreTest {
             assertEquals(Set.of("a:1", "b:1"), StoreFiles.names(store));
             assertFalse(store.refresh(), "two stats, nothing new");
 
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+            // "within about a second"; wider for a loaded 2-core machine, where the background thread may wait its turn
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (!Files.readString(root.resolve("index.json")).contains("b:1") && System.nanoTime() < deadline) {
                 Thread.sleep(20);
             }
@@ -720,7 +721,8 @@ class ImageStoreTest {
         for (int i = 0; i < 300; i++) {
             store.tag("a:1", ImageName.parse("t:" + i));
         }
-        long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+        // rounded up: 1.9 s of tagging may see a rewrite at 0.0, 1.0 and 1.9 s
+        long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start + TimeUnit.SECONDS.toNanos(1) - 1);
         assertEquals(300, frames.get(), "one frame (and one fsync) per change");
         assertTrue(rewrites.get() <= seconds + 2, rewrites + " index rewrites in " + seconds + " s");
         reopen();

@@ -57,6 +57,47 @@ class OciLayoutTest {
         assertArrayEquals(written, OciLayout.indexJson(again));
     }
 
+    /**
+     * The catalog cache a mount opens instead of parsing index.json says exactly what that
+     * index.json says, and is refused for any other index.json and when torn.
+     */
+    @Property(tries = 200)
+    void theCatalogCacheReadsBackWhatItsIndexSaysAndOnlyForThatIndex(@ForAll("catalogs") Catalog catalog) throws Exception {
+        byte[] index = OciLayout.indexJson(catalog, 41);
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("catalog", ".cache");
+        try {
+            CatalogCache.write(file, index, catalog, 41, point -> { });
+            CatalogCache.Loaded loaded = CatalogCache.read(file, index).orElseThrow(() -> new AssertionError("cache refused"));
+            OciLayout.Index parsed = OciLayout.parseIndex(index);
+            Catalog fromJson = Catalog.of(parsed.entries().stream().map(e -> e.cached().orElseThrow()).toList(),
+                    namesOf(parsed), parsed.foreign());
+            assertEquals(List.copyOf(fromJson.images()), List.copyOf(loaded.catalog().images()));
+            assertEquals(fromJson.names(), loaded.catalog().names());
+            assertEquals(fromJson.foreign(), loaded.catalog().foreign());
+            assertEquals(41, loaded.generation());
+            assertArrayEquals(index, OciLayout.indexJson(loaded.catalog(), 41), "it writes the same index.json again");
+
+            byte[] other = OciLayout.indexJson(catalog, 42);
+            assertEquals(Optional.empty(), CatalogCache.read(file, other), "made from another index.json: not used");
+            byte[] whole = java.nio.file.Files.readAllBytes(file);
+            java.nio.file.Files.write(file, java.util.Arrays.copyOf(whole, whole.length / 2));
+            assertEquals(Optional.empty(), CatalogCache.read(file, index), "torn: not used");
+            whole[whole.length / 2] ^= 1;
+            java.nio.file.Files.write(file, whole);
+            assertEquals(Optional.empty(), CatalogCache.read(file, index), "a flipped bit: not used");
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    private static Map<ImageName, Digest> namesOf(OciLayout.Index index) {
+        Map<ImageName, Digest> names = new HashMap<>();
+        for (OciLayout.Entry entry : index.entries()) {
+            entry.name().ifPresent(name -> names.put(name, entry.cached().orElseThrow().layer()));
+        }
+        return names;
+    }
+
     @Property(tries = 100)
     void descriptorsWithoutTheCacheAreStillOurs(@ForAll("catalogs") Catalog catalog) throws Exception {
         JsonNode root = JSON.readTree(OciLayout.indexJson(catalog));

@@ -75,6 +75,13 @@ final class StoreFiles {
         }
     }
 
+    /** Temporary files a replacement of index.json, holds.json or last-use.json left in .vimgfs/. */
+    static List<Path> tempWorkFiles(Path root) throws IOException {
+        try (Stream<Path> files = Files.list(root.resolve(".vimgfs"))) {
+            return files.filter(p -> p.getFileName().toString().endsWith(".tmp")).toList();
+        }
+    }
+
     /** Every name the store holds, as users type them. */
     static Set<String> names(ImageStore store) {
         return store.names().keySet().stream().map(ImageName::toString).collect(java.util.stream.Collectors.toSet());
@@ -174,6 +181,7 @@ final class StoreFiles {
             assertEquals(liveBlobs(root), blobNames(root), "after gc only live blobs remain");
             assertEquals(List.of(), stagingFiles(root), "after gc no staging file remains");
             assertEquals(List.of(), tempIndexFiles(root), "after gc no temporary index remains");
+            assertEquals(List.of(), tempWorkFiles(root), "after gc no temporary holds or last-use file remains");
             assertEquals(List.of(), store.collectGarbage(true).removals(), "a second gc finds nothing");
             return new Outcome(Map.copyOf(names), gc.removals().size());
         }

@@ -275,7 +275,9 @@ class Qcow2ImageTest {
 
         assertEquals(1L << 30, full.virtualSize());
         assertEquals(10L << 30, empty.virtualSize());
-        assertTrue(millis < 500, "probing took " + millis + " ms");
+        // about 10 ms alone; the bound allows for a loaded 2-core machine and still catches reading
+        // the image's data (or every L2 table on each lookup) instead of its metadata once
+        assertTrue(millis < 1500, "probing took " + millis + " ms");
     }
 
     @Test
