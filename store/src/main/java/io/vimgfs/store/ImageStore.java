@@ -128,7 +128,9 @@ public final class ImageStore implements Closeable {
                 ImageStore store = new ImageStore(files, options, lock, journal[0]);
                 store.initialiseLayout();
                 store.current = store.load();
-                store.restoreMetadataBlobs();
+                if (journal[0].writable()) { // a read-only store is read as it is; fsck reports what a power cut emptied
+                    store.restoreMetadataBlobs();
+                }
                 if (store.current.indexBehind()) {
                     store.scheduleIndexWrite(); // a crash (or SIGKILL) came before the index caught up
                 }
