@@ -19,6 +19,11 @@ public enum CrashPoint {
     JOURNAL_WRITTEN,
     /** The frame is fsynced: the commit is durable; its writer has not been told yet. */
     JOURNAL_SYNCED,
+    /**
+     * The background rewrite has serialized the catalog, without the lock; commits may still come
+     * before it takes the lock (only the background writer passes here).
+     */
+    INDEX_PREPARED,
     /** The background rewrite has written the new index to a temporary file, not yet renamed. */
     INDEX_STAGED,
     /** index.json is replaced; the journal is not yet truncated, and dropped blobs not yet deleted. */

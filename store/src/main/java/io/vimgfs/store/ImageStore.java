@@ -929,10 +929,7 @@ public final class ImageStore implements Closeable {
      * while changes flow, and on close, gc and fsck.
      */
     public void syncIndex() throws IOException {
-        lock.exclusive("write its index", () -> {
-            writeIndex();
-            return null;
-        });
+        writeCache(lock.exclusive("write its index", () -> writeIndex(null)));
     }
 
     /** Asks the writer thread for a rewrite: at once if the last was a second ago, else a second after it. */
@@ -962,38 +959,97 @@ public final class ImageStore implements Closeable {
         }
         try {
             syncMetadataBlobs(); // the bulk of it without the lock, so commits go on meanwhile
-            syncIndex();
+            Snapshot s = current;
+            Prepared prepared = s.indexBehind() ? new Prepared(s, OciLayout.indexJson(s.catalog(), s.sequence())) : null;
+            if (prepared != null) {
+                options.crashHook().accept(CrashPoint.INDEX_PREPARED);
+            }
+            writeCache(lock.exclusive("write its index", () -> writeIndex(prepared)));
         } catch (IOException | RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "store " + files.root() + ": cannot rewrite index.json (" + e.getMessage()
                     + "); the journal keeps every change, and the next commit or close tries again");
         }
     }
 
-    /** Under the lock: rewrites index.json if it is behind, compacts the journal, sweeps what was dropped. */
+    /**
+     * index.json's bytes for a snapshot, serialized by the index writer without the lock (at
+     * 100,000 images that takes longer than a second, and commits would wait for it).
+     */
+    private record Prepared(Snapshot snapshot, byte[] index) {
+    }
+
+    /** What an index write wrote, for the catalog cache. */
+    private record Written(byte[] index, Catalog catalog, long sequence) {
+    }
+
+    /**
+     * How far the journal may grow while the index writer writes snapshots that commits have
+     * already passed (and so cannot compact it); beyond it the writer serializes under the lock.
+     */
+    private static final long JOURNAL_COMPACT_BYTES = 4L << 20;
+
+    /** Under the lock: brings index.json up to date, compacts the journal, sweeps what was dropped. */
     private void writeIndex() throws IOException {
+        writeCache(writeIndex(null));
+    }
+
+    /**
+     * Under the lock: rewrites index.json if it is behind, compacts the journal, sweeps what was
+     * dropped. With {@code prepared}, writes those bytes instead of serializing the catalog, when
+     * they are still newer than the index on disk: if commits came after its snapshot, index.json
+     * then names the snapshot's sequence, the journal keeps every frame (replay skips those the
+     * index includes), and only images the snapshot no longer had are swept. Returns what it wrote.
+     */
+    private Written writeIndex(Prepared prepared) throws IOException {
         reloadIfChanged();
         Snapshot s = current;
+        Written written = null;
+        Snapshot from = s;
         if (s.indexBehind()) {
             syncMetadataBlobs(); // under the lock: whatever the commits since the last drain added
             long start = System.nanoTime();
-            byte[] index = OciLayout.indexJson(s.catalog(), s.sequence());
+            byte[] index;
+            if (prepared != null && prepared.snapshot().catalog() == s.catalog()) {
+                index = prepared.index(); // nothing changed since
+            } else if (prepared != null && prepared.snapshot().sequence() > s.indexGeneration()
+                    && prepared.snapshot().sequence() < s.sequence() && s.journalEnd() < JOURNAL_COMPACT_BYTES) {
+                from = prepared.snapshot();
+                index = prepared.index();
+            } else {
+                index = OciLayout.indexJson(s.catalog(), s.sequence());
+            }
             files.replaceIndex(index, () -> options.crashHook().accept(CrashPoint.INDEX_STAGED));
             options.events().indexWritten(System.nanoTime() - start, index.length);
-            writeCache(index, s.catalog(), s.sequence());
+            written = new Written(index, from.catalog(), from.sequence());
             options.crashHook().accept(CrashPoint.INDEX_REPLACED);
-            journal.truncate(Journal.START); // every frame is at or below the sequence the index now has
-            options.crashHook().accept(CrashPoint.JOURNAL_COMPACTED);
-            current = new Snapshot(s.catalog(), indexVersion(), s.sequence(), journal.version(), Journal.START,
-                    s.sequence(), s.generation());
+            if (from == s) {
+                journal.truncate(Journal.START); // every frame is at or below the sequence the index now has
+                options.crashHook().accept(CrashPoint.JOURNAL_COMPACTED);
+                current = new Snapshot(s.catalog(), indexVersion(), s.sequence(), journal.version(), Journal.START,
+                        s.sequence(), s.generation());
+            } else {
+                current = new Snapshot(s.catalog(), indexVersion(), from.sequence(), s.journalVersion(), s.journalEnd(),
+                        s.sequence(), s.generation());
+                scheduleIndexWrite(); // the commits after the snapshot
+            }
         }
         if (!unswept.isEmpty()) {
-            List<StoredImage> dropped = List.copyOf(unswept);
+            Catalog named = from.catalog(); // what the index on disk names, if this call wrote it
+            List<StoredImage> dropped = new ArrayList<>();
+            List<StoredImage> stillNamed = new ArrayList<>();
+            for (StoredImage image : unswept) {
+                (from != s && named.image(image.layer()).isPresent() ? stillNamed : dropped).add(image);
+            }
             unswept.clear(); // if the sweep fails part way, gc finds the rest
-            String sealed = sealStampBefore();
-            collector.sweepDropped(dropped, current.catalog());
-            keepSealStamp(sealed);
+            unswept.addAll(stillNamed);
+            if (!dropped.isEmpty()) {
+                String sealed = sealStampBefore();
+                collector.sweepDropped(dropped, current.catalog());
+                keepSealStamp(sealed);
+            }
         }
         persistSealStamp();
+        return written;
     }
 
     /**
@@ -1732,6 +1788,16 @@ public final class ImageStore implements Closeable {
     }
 
     /** The next open reads this instead of parsing index.json; a failure only makes that open slower. */
+    /**
+     * After an index write, without the lock: the cache is keyed by the index's bytes, so one
+     * that a later index overtakes is merely not used.
+     */
+    private void writeCache(Written written) {
+        if (written != null) {
+            writeCache(written.index(), written.catalog(), written.sequence());
+        }
+    }
+
     private void writeCache(byte[] index, Catalog catalog, long indexGeneration) {
         try {
             CatalogCache.write(cacheFile(), index, catalog, indexGeneration, options.crashHook());
