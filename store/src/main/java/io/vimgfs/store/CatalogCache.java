@@ -11,10 +11,8 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -35,9 +33,7 @@ import java.util.zip.CRC32C;
 final class CatalogCache {
     static final String FILE = "catalog.cache";
     private static final long MAGIC = 0x56494d4743415431L; // "VIMGCAT1"
-    private static final int DIGEST_BYTES = 32;
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final HexFormat HEX = HexFormat.of();
 
     /** What a matching cache holds: the catalog and the journal sequence its index.json includes. */
     record Loaded(Catalog catalog, long generation) {
@@ -63,7 +59,7 @@ final class CatalogCache {
             out.writeInt(catalog.images().size());
             for (StoredImage image : catalog.images()) {
                 position.put(image.layer(), position.size());
-                writeImage(out, image);
+                Journal.image(out, image); // the journal's record of an image
             }
             out.writeInt(catalog.names().size());
             for (Map.Entry<ImageName, Digest> name : catalog.names().entrySet()) {
@@ -111,7 +107,7 @@ final class CatalogCache {
             int imageCount = in.readInt();
             List<StoredImage> images = new ArrayList<>(imageCount);
             for (int i = 0; i < imageCount; i++) {
-                images.add(readImage(in));
+                images.add(Journal.image(in));
             }
             int nameCount = in.readInt();
             Map<ImageName, Digest> names = new HashMap<>(nameCount * 4 / 3 + 1);
@@ -127,45 +123,6 @@ final class CatalogCache {
         } catch (IOException | RuntimeException e) { // InvalidNameException is an IOException
             return Optional.empty(); // a checksum that matched by chance, or a bug: index.json is the truth
         }
-    }
-
-    private static void writeImage(DataOutputStream out, StoredImage image) throws IOException {
-        writeDigest(out, image.layer());
-        out.writeLong(image.size());
-        out.writeUTF(image.format().id());
-        out.writeLong(image.virtualSize());
-        out.writeInt(image.clusterSize());
-        out.writeBoolean(image.backing().isPresent());
-        if (image.backing().isPresent()) {
-            writeDigest(out, image.backing().get());
-        }
-        out.writeLong(image.created().getEpochSecond());
-        out.writeInt(image.created().getNano());
-        writeDigest(out, image.manifest());
-        out.writeLong(image.manifestSize());
-        writeDigest(out, image.config());
-    }
-
-    private static StoredImage readImage(DataInputStream in) throws IOException {
-        Digest layer = readDigest(in);
-        long size = in.readLong();
-        ImageFormat format = ImageFormat.ofId(in.readUTF());
-        long virtualSize = in.readLong();
-        int clusterSize = in.readInt();
-        Optional<Digest> backing = in.readBoolean() ? Optional.of(readDigest(in)) : Optional.empty();
-        Instant created = Instant.ofEpochSecond(in.readLong(), in.readInt());
-        Digest manifest = readDigest(in);
-        long manifestSize = in.readLong();
-        return new StoredImage(layer, size, format, virtualSize, clusterSize, backing, created, manifest, manifestSize,
-                readDigest(in));
-    }
-
-    private static void writeDigest(DataOutputStream out, Digest digest) throws IOException {
-        out.write(HEX.parseHex(digest.hex()));
-    }
-
-    private static Digest readDigest(DataInputStream in) throws IOException {
-        return Digest.of(in.readNBytes(DIGEST_BYTES));
     }
 
     private static int crc(byte[] bytes, int length) {

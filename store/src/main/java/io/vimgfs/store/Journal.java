@@ -237,21 +237,7 @@ final class Journal implements Closeable {
             name(out, remove.name());
         } else if (change instanceof Change.AddImage add) {
             out.writeByte(ADD_IMAGE);
-            StoredImage image = add.image();
-            digest(out, image.layer());
-            out.writeLong(image.size());
-            out.writeUTF(image.format().id());
-            out.writeLong(image.virtualSize());
-            out.writeInt(image.clusterSize());
-            out.writeBoolean(image.backing().isPresent());
-            if (image.backing().isPresent()) {
-                digest(out, image.backing().get());
-            }
-            out.writeLong(image.created().getEpochSecond());
-            out.writeInt(image.created().getNano());
-            digest(out, image.manifest());
-            out.writeLong(image.manifestSize());
-            digest(out, image.config());
+            image(out, add.image());
         } else if (change instanceof Change.RemoveImage remove) {
             out.writeByte(REMOVE_IMAGE);
             digest(out, remove.image());
@@ -292,20 +278,8 @@ final class Journal implements Closeable {
                 return new Change.SetName(name(in), digest(in));
             case REMOVE_NAME:
                 return new Change.RemoveName(name(in));
-            case ADD_IMAGE: {
-                Digest layer = digest(in);
-                long size = in.readLong();
-                ImageFormat format = ImageFormat.ofId(in.readUTF());
-                long virtualSize = in.readLong();
-                int clusterSize = in.readInt();
-                Optional<Digest> backing = in.readBoolean() ? Optional.of(digest(in)) : Optional.empty();
-                Instant created = Instant.ofEpochSecond(in.readLong(), in.readInt());
-                Digest manifest = digest(in);
-                long manifestSize = in.readLong();
-                Digest config = digest(in);
-                return new Change.AddImage(new StoredImage(layer, size, format, virtualSize, clusterSize, backing, created,
-                        manifest, manifestSize, config));
-            }
+            case ADD_IMAGE:
+                return new Change.AddImage(image(in));
             case REMOVE_IMAGE:
                 return new Change.RemoveImage(digest(in));
             case HOLD_CHANGED:
@@ -324,6 +298,38 @@ final class Journal implements Closeable {
 
     private static ImageName name(DataInputStream in) throws IOException {
         return new ImageName(in.readUTF(), in.readUTF());
+    }
+
+    /** An image's binary record, as an AddImage frame holds it; the catalog cache uses it too. */
+    static void image(DataOutputStream out, StoredImage image) throws IOException {
+        digest(out, image.layer());
+        out.writeLong(image.size());
+        out.writeUTF(image.format().id());
+        out.writeLong(image.virtualSize());
+        out.writeInt(image.clusterSize());
+        out.writeBoolean(image.backing().isPresent());
+        if (image.backing().isPresent()) {
+            digest(out, image.backing().get());
+        }
+        out.writeLong(image.created().getEpochSecond());
+        out.writeInt(image.created().getNano());
+        digest(out, image.manifest());
+        out.writeLong(image.manifestSize());
+        digest(out, image.config());
+    }
+
+    static StoredImage image(DataInputStream in) throws IOException {
+        Digest layer = digest(in);
+        long size = in.readLong();
+        ImageFormat format = ImageFormat.ofId(in.readUTF());
+        long virtualSize = in.readLong();
+        int clusterSize = in.readInt();
+        Optional<Digest> backing = in.readBoolean() ? Optional.of(digest(in)) : Optional.empty();
+        Instant created = Instant.ofEpochSecond(in.readLong(), in.readInt());
+        Digest manifest = digest(in);
+        long manifestSize = in.readLong();
+        return new StoredImage(layer, size, format, virtualSize, clusterSize, backing, created, manifest, manifestSize,
+                digest(in));
     }
 
     private static void digest(DataOutputStream out, Digest digest) throws IOException {
