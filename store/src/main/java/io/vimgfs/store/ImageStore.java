@@ -960,7 +960,8 @@ public final class ImageStore implements Closeable {
         try {
             syncMetadataBlobs(); // the bulk of it without the lock, so commits go on meanwhile
             Snapshot s = current;
-            Prepared prepared = s.indexBehind() ? new Prepared(s, OciLayout.indexJson(s.catalog(), s.sequence())) : null;
+            Prepared prepared = s.indexBehind() && s.journalEnd() < JOURNAL_COMPACT_BYTES // else it is serialized under the lock
+                    ? new Prepared(s, OciLayout.indexJson(s.catalog(), s.sequence())) : null;
             if (prepared != null) {
                 options.crashHook().accept(CrashPoint.INDEX_PREPARED);
             }
@@ -1095,6 +1096,9 @@ public final class ImageStore implements Closeable {
     private void restoreMetadataBlobs() throws IOException {
         boolean rewrote = false;
         for (Journal.Frame frame : journal.read(Journal.START).frames()) {
+            if (frame.sequence() <= current.indexGeneration()) {
+                continue; // in index.json, which names only configs and manifests already fsynced
+            }
             for (Change change : frame.changes()) {
                 if (change instanceof Change.AddImage add && current.catalog().image(add.image().layer()).isPresent()) {
                     rewrote |= restoreMetadata(add.image());
