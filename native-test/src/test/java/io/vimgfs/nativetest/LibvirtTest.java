@@ -131,9 +131,7 @@ class LibvirtTest {
 
                 long deadline = System.nanoTime() + BOOT_LIMIT.toNanos();
                 for (String domain : domains) {
-                    while (!"shut off".equals(state(domain)) && System.nanoTime() < deadline) {
-                        MountedStore.sleep(200); // the asserts below say how a domain that did not finish ended
-                    }
+                    awaitShutOff(domain, deadline);
                 }
                 for (String domain : domains) {
                     String console = read(vms.resolve(domain + ".log"));
@@ -158,32 +156,23 @@ class LibvirtTest {
                         "ls --all says the libvirt directory keeps it\n" + kept);
                 Files.delete(vms.resolve("vimgfs-overlay.log"));
                 virsh("start", "vimgfs-overlay").ok();
-                long again = System.nanoTime() + BOOT_LIMIT.toNanos();
-                while (!"shut off".equals(state("vimgfs-overlay")) && System.nanoTime() < again) {
-                    MountedStore.sleep(200);
-                }
+                awaitShutOff("vimgfs-overlay", System.nanoTime() + BOOT_LIMIT.toNanos());
                 String console = read(vms.resolve("vimgfs-overlay.log"));
                 Matcher rebooted = BOOT_OK.matcher(console);
                 assertTrue(rebooted.find(), "the overlay's domain boots after its base lost its last tag\n" + console);
                 assertEquals(marker, rebooted.group(1), "and reads the base's marker through its overlay");
                 // the whole disk now holds the first boot's write too, so its digest is not the base's
-                assertTrue(rebooted.group(3).equals(sectorsOf(read(vms.resolve("vimgfs-ro.log")))), "the whole disk was read");
+                assertEquals(sectorsOf(read(vms.resolve("vimgfs-ro.log"))), rebooted.group(3), "the whole disk was read");
             } finally {
-                for (String domain : domains) {
-                    virsh("destroy", domain);
-                    virsh("undefine", domain);
-                }
-                for (String pool : POOLS) {
-                    virsh("pool-destroy", pool);
-                    virsh("pool-undefine", pool);
-                }
+                removeLeftovers();
             }
         }
     }
 
     /**
-     * Domains and pools of this test that a run killed before its clean-up left in libvirt
-     * (libvirt keeps definitions across runs): pool-define-as and define would fail on them.
+     * Destroys and undefines this test's domains and pools: after each run, and before it those a
+     * run killed before its clean-up left in libvirt (libvirt keeps definitions across runs),
+     * on which pool-define-as and define would fail.
      */
     private static void removeLeftovers() {
         for (String domain : DOMAINS) {
@@ -193,6 +182,13 @@ class LibvirtTest {
         for (String pool : POOLS) {
             virsh("pool-destroy", pool);
             virsh("pool-undefine", pool);
+        }
+    }
+
+    /** Waits until the domain is shut off or the deadline passes; the asserts after say how one that did not finish ended. */
+    private static void awaitShutOff(String domain, long deadlineNanos) {
+        while (!"shut off".equals(state(domain)) && System.nanoTime() < deadlineNanos) {
+            MountedStore.sleep(200);
         }
     }
 
