@@ -7,6 +7,7 @@ import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageStore;
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -35,6 +36,11 @@ final class ListCommand implements Callable<Integer> {
     @Option(names = {"-a", "--all"}, description = "Also the nameless images that holds, overlays or open files keep, and why.")
     boolean all;
 
+    /** Images by their first name, nameless ones last. */
+    private static final Comparator<ImageInfo> BY_FIRST_NAME = Comparator.comparing((ImageInfo i) -> i.names().isEmpty())
+            .thenComparing(i -> i.names().isEmpty() ? "" : i.names().get(0).toString())
+            .thenComparing(ImageInfo::digest);
+
     @Override
     public Integer call() throws Exception {
         try (ImageStore store = main.openStore()) {
@@ -43,7 +49,7 @@ final class ListCommand implements Callable<Integer> {
             rows.add(all ? new String[] {"NAME", "DIGEST", "FORMAT", "VIRTUAL SIZE", "SIZE", "BACKING", "KEPT BY"}
                     : new String[] {"NAME", "DIGEST", "FORMAT", "VIRTUAL SIZE", "SIZE", "BACKING"});
             Map<Digest, List<KeepReason>> reasons = all ? store.keepReasons() : Map.of();
-            for (ImageInfo image : store.list().stream().sorted(ImageStore.byFirstName()).toList()) {
+            for (ImageInfo image : store.list().stream().sorted(BY_FIRST_NAME).toList()) {
                 if (image.names().isEmpty() && !all) {
                     continue; // kept without names (a hold, an overlay, an open file): ls --all shows it
                 }

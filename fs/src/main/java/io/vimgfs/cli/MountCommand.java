@@ -1,5 +1,6 @@
 package io.vimgfs.cli;
 
+import io.vimgfs.store.StoreDirectory;
 import io.vimgfs.fs.MountRequest;
 import io.vimgfs.fs.Mounter;
 import io.vimgfs.fs.Mounts;
@@ -105,7 +106,7 @@ final class MountCommand implements Callable<Integer> {
 
     /** Starts {@code vimgfs mount -f} detached, and waits until the mount is live or the child fails. */
     private int startInBackground(MountRequest request) throws IOException, InterruptedException {
-        Path log = logFile != null ? logFile : request.store().resolve(".vimgfs").resolve("mount.log");
+        Path log = logFile != null ? logFile : StoreDirectory.of(request.store()).workFile("mount.log");
         Files.createDirectories(log.toAbsolutePath().getParent());
         if (!Files.exists(log)) { // names, digests and errors of the host's images: root's alone
             Files.createFile(log, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(

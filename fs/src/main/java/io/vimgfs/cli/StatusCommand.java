@@ -11,13 +11,15 @@ import io.vimgfs.fs.Mounts;
 import io.vimgfs.store.GcReport;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.ImageUse;
+import io.vimgfs.store.MountRecords.MountRecord;
+import io.vimgfs.store.StoreDirectory;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -28,7 +30,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -70,24 +71,25 @@ final class StatusCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Path store = storeRoot();
-        if (!Files.exists(store.resolve("oci-layout"))) {
+        StoreDirectory directory = StoreDirectory.of(store);
+        if (!directory.holdsStore()) {
             throw new IOException("no vimgfs store at " + store);
         }
         Duration timeout = Duration.ofMillis((long) (timeoutSeconds * 1000));
         ObjectNode status = JSON.createObjectNode();
         status.put("store", store.toString());
-        List<MountRecord> records = MountRecord.readAll(store);
+        List<MountRecord> records = directory.mounts().live();
         ArrayNode mounts = status.putArray("mounts");
         boolean allAnswered = true;
         for (MountRecord record : records) {
             allAnswered &= describeMount(store, record, timeout, mounts.addObject());
         }
-        status.set("images", storeFacts(store, timeout));
+        status.set("images", storeFacts(directory, timeout));
         Set<Long> daemons = new HashSet<>();
         records.forEach(r -> daemons.add(r.pid()));
         ArrayNode inUse = status.putArray("inUse");
-        for (ImagesInUse.User user : ImagesInUse.scan(store, records.stream().map(MountRecord::mountpoint).toList(), daemons)) {
-            inUse.addObject().put("digest", "sha256:" + user.hex()).put("pid", user.pid())
+        for (ImageUse user : ImagesInUse.scan(directory, records.stream().map(MountRecord::mountpoint).toList(), daemons)) {
+            inUse.addObject().put("digest", user.digest().toString()).put("pid", user.pid())
                     .put("command", user.command()).put("path", user.path());
         }
         status.set("activity", activity(store));
@@ -111,31 +113,6 @@ final class StatusCommand implements Callable<Integer> {
             throw new IOException(mountpoint + " is not a vimgfs mount (give --store DIR for a store that is not mounted)");
         }
         return Path.of(source).toAbsolutePath().normalize();
-    }
-
-    /** One live mount's record in {@code .vimgfs/mounts/} ("at MOUNTPOINT by pid N"). */
-    record MountRecord(Path mountpoint, long pid) {
-        static List<MountRecord> readAll(Path store) throws IOException {
-            Path dir = store.resolve(".vimgfs/mounts");
-            if (!Files.isDirectory(dir)) {
-                return List.of();
-            }
-            List<MountRecord> records = new ArrayList<>();
-            try (Stream<Path> files = Files.list(dir)) {
-                for (Path file : files.sorted().toList()) {
-                    String line = Files.readString(file).strip();
-                    int by = line.lastIndexOf(" by pid ");
-                    if (line.startsWith("at ") && by > 0) {
-                        long pid = Long.parseLong(line.substring(by + 8));
-                        // a crashed daemon's record stays until the next mount removes it
-                        if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
-                            records.add(new MountRecord(Path.of(line.substring(3, by)), pid));
-                        }
-                    }
-                }
-            }
-            return records;
-        }
     }
 
     /** Asks one daemon; returns whether it answered. */
@@ -204,9 +181,9 @@ final class StatusCommand implements Callable<Integer> {
     }
 
     /** The store's side, read under a timeout: opening takes the store's lock, which a stopped writer may hold. */
-    private static JsonNode storeFacts(Path store, Duration timeout) {
+    private static JsonNode storeFacts(StoreDirectory store, Duration timeout) {
         CompletableFuture<ObjectNode> facts = CompletableFuture.supplyAsync(() -> {
-            try (ImageStore opened = ImageStore.open(store)) {
+            try (ImageStore opened = ImageStore.open(store.root())) {
                 return storeFacts(opened);
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
@@ -286,19 +263,15 @@ final class StatusCommand implements Callable<Integer> {
     }
 
     /** Staging files: uploads (and pulls) as the store sees them, with or without a daemon to ask. */
-    private static ArrayNode staging(Path store) {
+    private static ArrayNode staging(StoreDirectory store) {
         ArrayNode files = JSON.createArrayNode();
-        Path dir = store.resolve(".vimgfs/staging");
-        if (!Files.isDirectory(dir)) {
-            return files;
-        }
-        try (Stream<Path> entries = Files.list(dir)) {
-            for (Path entry : entries.sorted().toList()) {
-                files.addObject().put("file", store.relativize(entry).toString()).put("bytes", Files.size(entry))
-                        .put("modified", Files.getLastModifiedTime(entry).toInstant().toString());
+        try {
+            for (StoreDirectory.StagingFile file : store.staging()) {
+                files.addObject().put("file", store.root().relativize(file.file()).toString()).put("bytes", file.bytes())
+                        .put("modified", file.modified().toString());
             }
         } catch (IOException e) {
-            // a file placed or dropped while we listed: no longer in flight
+            // the staging directory went while we listed: nothing in flight
         }
         return files;
     }

@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.store.StoreDirectory;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vimgfs.store.registry.TransferProgress;
@@ -70,7 +71,7 @@ public final class Activity implements TransferProgress, AutoCloseable {
 
     /** The directory of a store's runs. */
     static Path directory(Path storeRoot) {
-        return storeRoot.resolve(".vimgfs").resolve("activity");
+        return StoreDirectory.of(storeRoot).workFile("activity");
     }
 
     /** Starts recording a run of {@code verb} on {@code subject} by this process. */

@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.store.StoreDirectory;
 import java.io.ByteArrayOutputStream;
 import java.io.Closeable;
 import java.io.IOException;
@@ -57,7 +58,7 @@ public final class ControlSocket implements Closeable {
 
     /** Where the daemon with this pid listens. */
     public static Path pathFor(Path storeRoot, long pid) {
-        return storeRoot.resolve(".vimgfs").resolve("control").resolve(pid + ".sock");
+        return StoreDirectory.of(storeRoot).workFile("control").resolve(pid + ".sock");
     }
 
     /**

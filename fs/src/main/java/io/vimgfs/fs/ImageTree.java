@@ -3,6 +3,7 @@ package io.vimgfs.fs;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
+import io.vimgfs.store.ImagePaths;
 import io.vimgfs.store.ImageStore;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,12 +21,12 @@ import java.util.TreeSet;
  * repository spelled as 64 hex that an older version stored.
  */
 final class ImageTree {
-    static final String BY_DIGEST = "/by-digest";
-    static final String DIGEST_DIR = "/by-digest/sha256";
-    static final String BY_NAME = "/by-name";
-    static final String TAGS = "/tags";
+    static final String BY_DIGEST = "/" + ImagePaths.BY_DIGEST;
+    static final String DIGEST_DIR = "/" + ImagePaths.DIGEST_DIR;
+    static final String BY_NAME = "/" + ImagePaths.BY_NAME;
+    static final String TAGS = "/" + ImagePaths.TAGS;
     static final String INCOMING = "/incoming";
-    private static final List<String> ROOT_ENTRIES = List.of("by-digest", "by-name", "incoming", "tags");
+    private static final List<String> ROOT_ENTRIES = List.of(ImagePaths.BY_DIGEST, ImagePaths.BY_NAME, "incoming", ImagePaths.TAGS);
 
     private final ImageStore store;
     private final StoreView view;
@@ -44,7 +45,7 @@ final class ImageTree {
             case "/":
                 return Optional.of(directory(path, ROOT_ENTRIES, 4));
             case BY_DIGEST:
-                return Optional.of(directory(path, List.of("sha256"), 1));
+                return Optional.of(directory(path, List.of(Digest.ALGORITHM), 1));
             case DIGEST_DIR:
                 return Optional.of(directory(path, null, 0));
             case BY_NAME:
@@ -90,7 +91,7 @@ final class ImageTree {
             return ROOT_ENTRIES;
         }
         if (path.equals(BY_DIGEST)) {
-            return List.of("sha256");
+            return List.of(Digest.ALGORITHM);
         }
         boolean tags = path.equals(TAGS) || path.startsWith(TAGS + "/");
         String prefix = path.equals(TAGS) || path.equals(BY_NAME) ? ""
@@ -175,7 +176,7 @@ final class ImageTree {
     /** From a directory of the tree, the relative path to an image's file. */
     static String relativeTarget(String fromDirectory, Digest digest) {
         long depth = fromDirectory.chars().filter(c -> c == '/').count();
-        return "../".repeat((int) depth) + "by-digest/sha256/" + digest.hex();
+        return "../".repeat((int) depth) + ImagePaths.byDigest(digest);
     }
 
     static boolean underNames(String path) {

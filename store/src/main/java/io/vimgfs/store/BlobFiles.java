@@ -18,6 +18,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Stream;
 
 /**
  * The files of a store directory: {@code blobs/sha256/}, {@code index.json}, and vimgfs's working
@@ -77,6 +78,45 @@ final class BlobFiles {
 
     boolean exists(Digest digest) {
         return Files.exists(blob(digest));
+    }
+
+    /** Refuses a path that is not a store and could not become one without losing what it holds. */
+    void refuseForeign() throws IOException {
+        if (Files.exists(root) && !Files.isDirectory(root)) {
+            throw new StoreDamagedException("store " + root + " is not a directory");
+        }
+        if (Files.isDirectory(root) && !Files.exists(layoutFile())) {
+            try (Stream<Path> entries = Files.list(root)) {
+                if (entries.anyMatch(p -> !p.getFileName().toString().equals(WORK_DIR)
+                        && !p.getFileName().toString().equals("blobs"))) {
+                    throw new StoreDamagedException("store " + root + " is a non-empty directory without an "
+                            + "oci-layout file: not a vimgfs store; choose an empty or new directory");
+                }
+            }
+        }
+    }
+
+    /** Writes the oci-layout file and an empty index.json where they are missing (a new store). */
+    void initialiseLayout() throws IOException {
+        if (!Files.exists(layoutFile())) {
+            writeSynced(layoutFile(), OciLayout.LAYOUT_JSON);
+        }
+        if (!Files.exists(index())) {
+            replaceIndex(OciLayout.emptyIndexJson(), () -> { });
+        }
+        checkLayout();
+    }
+
+    /** Fails unless the oci-layout file says a layout version this store reads. */
+    void checkLayout() throws IOException {
+        if (!Files.exists(layoutFile())) {
+            throw new StoreDamagedException("store " + root + " has no oci-layout file: not a vimgfs store"
+                    + " (and its filesystem is read-only, so it cannot be created)");
+        }
+        String layout = Files.readString(layoutFile());
+        if (!layout.replace(" ", "").contains("\"imageLayoutVersion\":\"1.0.0\"")) {
+            throw new StoreDamagedException("store " + root + " has an unsupported oci-layout: " + layout.strip());
+        }
     }
 
     /**

@@ -11,6 +11,8 @@ import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Optional;
 import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.pcollections.HashTreePMap;
 import org.pcollections.PMap;
 import org.pcollections.PSet;
@@ -39,6 +41,9 @@ final class Catalog {
 
     /** Keeps every nameless image: a catalog read from index.json trusts what was kept when it was written. */
     static final Keeper KEEP_ALL = digest -> true;
+
+    private static final Pattern DIGEST_PREFIX = Pattern.compile("(?:sha256:)?([0-9a-f]{3,64})");
+    private static final Pattern OTHER_DIGEST = Pattern.compile("[a-z0-9]+:[0-9a-fA-F]{32,}");
 
     static final Catalog EMPTY = new Catalog(TreePMap.empty(), TreePMap.empty(), HashTreePMap.empty(),
             HashTreePMap.empty(), TreePVector.empty(), TreePVector.empty(), KEEP_ALL);
@@ -159,6 +164,54 @@ final class Catalog {
         return List.copyOf(images.subMap(new Digest(from), true, new Digest(to), true).keySet());
     }
 
+    /**
+     * Finds the image a user means: a name (optionally pinned), {@code sha256:<hex>}, or a unique
+     * prefix of at least three hex digits. A name wins over a short digest prefix spelling the
+     * same; a full digest always means the digest.
+     */
+    ImageInfo resolve(String reference) throws StoreException {
+        Optional<Digest> named = nameIn(reference).flatMap(this::digestOf);
+        if (named.isPresent()) {
+            return info(image(named.get()).orElseThrow());
+        }
+        Matcher prefix = DIGEST_PREFIX.matcher(reference);
+        if (prefix.matches()) {
+            List<Digest> matches = withPrefix(prefix.group(1));
+            if (matches.size() > 1) {
+                throw new AmbiguousReferenceException(prefix.group(1), matches);
+            }
+            return matches.stream().findFirst().flatMap(this::image).map(this::info)
+                    .orElseThrow(() -> new ImageNotFoundException(reference));
+        }
+        if (OTHER_DIGEST.matcher(reference).matches()) {
+            Digest.parse(reference); // a digest in another algorithm: say so rather than "not found"
+        }
+        Reference parsed = Reference.parseExisting(reference);
+        return digestOf(parsed.name())
+                .filter(digest -> parsed.pin().map(digest::equals).orElse(true))
+                .flatMap(this::image).map(this::info)
+                .orElseThrow(() -> new ImageNotFoundException(reference));
+    }
+
+    /**
+     * The stored name a reference means, if it means a name rather than a digest: {@code rm}
+     * untags it. Older versions let a name spell a full digest ({@code <64 hex>}, or
+     * {@code sha256:<64 hex>} as repository {@code sha256}); such a name is kept, but reached only
+     * with an explicit tag ({@code <64 hex>:latest}), so it never stands in for the digest.
+     */
+    Optional<ImageName> nameIn(String reference) {
+        Matcher prefix = DIGEST_PREFIX.matcher(reference);
+        if (prefix.matches() && prefix.group(1).length() == 64) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(Reference.parseExisting(reference)).filter(r -> r.pin().isEmpty())
+                    .map(Reference::name).filter(name -> digestOf(name).isPresent());
+        } catch (InvalidNameException e) {
+            return Optional.empty();
+        }
+    }
+
     /** Images dropped by the changes since the last commit. */
     List<StoredImage> dropped() {
         return dropped;
@@ -167,30 +220,6 @@ final class Catalog {
     /** The same catalog with its list of dropped images cleared, once their blobs are dealt with. */
     Catalog committed() {
         return dropped.isEmpty() ? this : new Catalog(images, names, namesByImage, overlays, foreign, TreePVector.empty(), keeper);
-    }
-
-    /** This catalog with the name moved to (or added for) the image. */
-    Catalog withName(ImageName name, StoredImage image) throws InvalidNameException {
-        return withNames(List.of(Map.entry(name, image)));
-    }
-
-    /**
-     * This catalog with every name moved to (or added for) its image, in order. Every name given
-     * here must be one {@link ImageName#parse} accepts and must fit the tags/ tree beside the others.
-     */
-    Catalog withNames(List<Map.Entry<ImageName, StoredImage>> added) throws InvalidNameException {
-        Catalog catalog = this;
-        Set<Digest> candidates = new HashSet<>();
-        for (Map.Entry<ImageName, StoredImage> entry : added) {
-            ImageName.checkGivable(entry.getKey());
-            catalog.checkFitsTags(entry.getKey());
-            Digest previous = catalog.names.get(entry.getKey());
-            if (previous != null) {
-                candidates.add(previous);
-            }
-            catalog = catalog.withImage(entry.getValue()).withNameOnly(entry.getKey(), entry.getValue().layer());
-        }
-        return catalog.prune(candidates);
     }
 
     /**

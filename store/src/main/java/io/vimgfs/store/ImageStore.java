@@ -21,6 +21,7 @@ import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -64,8 +65,10 @@ public final class ImageStore implements Closeable {
     private final GarbageCollector collector;
     private final Journal journal;
     private final Retention retention;
-    private final HoldFile holdFile;
+    private final Holds holds;
+    private final SealStamp sealStamp;
     private final LastUse lastUse;
+    private final MountRecords mountRecords;
     /** Images read from manifest and config blobs, so reloading index.json never re-reads them. */
     private final Cache<Digest, StoredImage> imagesByManifest =
             Caffeine.newBuilder().maximumSize(100_000).build();
@@ -94,9 +97,11 @@ public final class ImageStore implements Closeable {
         this.lock = lock;
         this.journal = journal;
         this.collector = new GarbageCollector(files, options.crashHook(), options.events());
-        this.retention = new Retention(files);
-        this.holdFile = new HoldFile(files.workDir(), options.crashHook());
+        this.holds = new Holds(files.workDir(), options.automaticOverlays(), options.clock(), options.crashHook());
+        this.sealStamp = new SealStamp(files, options.crashHook());
         this.lastUse = new LastUse(files.workDir(), options.clock(), options.crashHook());
+        this.mountRecords = new StoreDirectory(files).mounts();
+        this.retention = new Retention(files, holds, mountRecords, options.mountRoots());
     }
 
     public static ImageStore open(Path root) throws IOException {
@@ -111,11 +116,11 @@ public final class ImageStore implements Closeable {
     public static ImageStore open(Path root, StoreOptions options) throws IOException {
         Path absolute = root.toAbsolutePath().normalize();
         BlobFiles files = new BlobFiles(absolute);
-        refuseForeignDirectory(files);
+        files.refuseForeign();
         if (Files.isDirectory(absolute) && Files.getFileStore(absolute).isReadOnly()) {
             ImageStore store = new ImageStore(files, options, StoreLock.readOnly(absolute),
                     Journal.readOnly(files.workDir().resolve(Journal.FILE)));
-            store.checkLayout();
+            files.checkLayout();
             store.current = store.load();
             return store;
         }
@@ -126,7 +131,7 @@ public final class ImageStore implements Closeable {
             return lock.exclusive("open it", () -> {
                 journal[0] = Journal.open(files.workDir().resolve(Journal.FILE));
                 ImageStore store = new ImageStore(files, options, lock, journal[0]);
-                store.initialiseLayout();
+                files.initialiseLayout();
                 store.current = store.load();
                 if (journal[0].writable()) { // a read-only store is read as it is; fsck reports what a power cut emptied
                     store.restoreMetadataBlobs();
@@ -142,43 +147,6 @@ public final class ImageStore implements Closeable {
             }
             lock.close();
             throw e;
-        }
-    }
-
-    private static void refuseForeignDirectory(BlobFiles files) throws IOException {
-        Path root = files.root();
-        if (Files.exists(root) && !Files.isDirectory(root)) {
-            throw new StoreDamagedException("store " + root + " is not a directory");
-        }
-        if (Files.isDirectory(root) && !Files.exists(files.layoutFile())) {
-            try (Stream<Path> entries = Files.list(root)) {
-                if (entries.anyMatch(p -> !p.getFileName().toString().equals(BlobFiles.WORK_DIR)
-                        && !p.getFileName().toString().equals("blobs"))) {
-                    throw new StoreDamagedException("store " + root + " is a non-empty directory without an "
-                            + "oci-layout file: not a vimgfs store; choose an empty or new directory");
-                }
-            }
-        }
-    }
-
-    private void initialiseLayout() throws IOException {
-        if (!Files.exists(files.layoutFile())) {
-            BlobFiles.writeSynced(files.layoutFile(), OciLayout.LAYOUT_JSON);
-        }
-        if (!Files.exists(files.index())) {
-            files.replaceIndex(OciLayout.emptyIndexJson(), () -> { });
-        }
-        checkLayout();
-    }
-
-    private void checkLayout() throws IOException {
-        if (!Files.exists(files.layoutFile())) {
-            throw new StoreDamagedException("store " + files.root() + " has no oci-layout file: not a vimgfs store"
-                    + " (and its filesystem is read-only, so it cannot be created)");
-        }
-        String layout = Files.readString(files.layoutFile());
-        if (!layout.replace(" ", "").contains("\"imageLayoutVersion\":\"1.0.0\"")) {
-            throw new StoreDamagedException("store " + files.root() + " has an unsupported oci-layout: " + layout.strip());
         }
     }
 
@@ -239,54 +207,12 @@ public final class ImageStore implements Closeable {
      * same; a full digest always means the digest.
      */
     public ImageInfo resolve(String reference) throws StoreException {
-        return resolve(current.catalog(), reference);
+        return current.catalog().resolve(reference);
     }
 
-    /**
-     * The stored name a reference means, if it means a name rather than a digest: {@code rm}
-     * untags it. Older versions let a name spell a full digest ({@code <64 hex>}, or
-     * {@code sha256:<64 hex>} as repository {@code sha256}); such a name is kept, but reached only
-     * with an explicit tag ({@code <64 hex>:latest}), so it never stands in for the digest.
-     */
+    /** The stored name a reference means, if it means a name rather than a digest: {@code rm} untags it. */
     public Optional<ImageName> nameIn(String reference) {
-        return nameIn(current.catalog(), reference);
-    }
-
-    private static Optional<ImageName> nameIn(Catalog catalog, String reference) {
-        Matcher prefix = DIGEST_PREFIX.matcher(reference);
-        if (prefix.matches() && prefix.group(1).length() == 64) {
-            return Optional.empty();
-        }
-        try {
-            return Optional.of(Reference.parseExisting(reference)).filter(r -> r.pin().isEmpty())
-                    .map(Reference::name).filter(name -> catalog.digestOf(name).isPresent());
-        } catch (InvalidNameException e) {
-            return Optional.empty();
-        }
-    }
-
-    private static ImageInfo resolve(Catalog catalog, String reference) throws StoreException {
-        Optional<Digest> named = nameIn(catalog, reference).flatMap(catalog::digestOf);
-        if (named.isPresent()) {
-            return catalog.info(catalog.image(named.get()).orElseThrow());
-        }
-        Matcher prefix = DIGEST_PREFIX.matcher(reference);
-        if (prefix.matches()) {
-            List<Digest> matches = catalog.withPrefix(prefix.group(1));
-            if (matches.size() > 1) {
-                throw new AmbiguousReferenceException(prefix.group(1), matches);
-            }
-            return matches.stream().findFirst().flatMap(catalog::image).map(catalog::info)
-                    .orElseThrow(() -> new ImageNotFoundException(reference));
-        }
-        if (OTHER_DIGEST.matcher(reference).matches()) {
-            Digest.parse(reference); // a digest in another algorithm: say so rather than "not found"
-        }
-        Reference parsed = Reference.parseExisting(reference);
-        return catalog.digestOf(parsed.name())
-                .filter(digest -> parsed.pin().map(digest::equals).orElse(true))
-                .flatMap(catalog::image).map(catalog::info)
-                .orElseThrow(() -> new ImageNotFoundException(reference));
+        return current.catalog().nameIn(reference);
     }
 
     /** Opens an image's bytes for reading; the channel stays readable after the image is removed. */
@@ -532,14 +458,14 @@ public final class ImageStore implements Closeable {
             return Optional.of(new Digest(backing));
         }
         for (Path root : options.mountRoots()) {
-            String prefix = root.toAbsolutePath().normalize() + "/by-digest/sha256/";
-            if (backing.startsWith(prefix) && Digest.isHex64(backing.substring(prefix.length()))) {
-                return Optional.of(new Digest(backing.substring(prefix.length())));
+            Optional<Digest> viaMount = ImagePaths.digestUnder(root, backing);
+            if (viaMount.isPresent()) {
+                return viaMount;
             }
         }
         throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING,
                 "backing file '" + InvalidNameException.printable(backing) + "' is outside the store: a backing file must be"
-                        + " a stored image's bare digest (<64 hex>) or <mountpoint>/by-digest/sha256/<64 hex>");
+                        + " a stored image's bare digest (<64 hex>) or " + ImagePaths.BACKING_FORM);
     }
 
     private StoredImage writeMetadata(Digest layer, long size, ProbeResult probe, Optional<Digest> backing)
@@ -681,7 +607,7 @@ public final class ImageStore implements Closeable {
     public ImageInfo tag(String source, ImageName newName) throws IOException {
         Digest[] tagged = new Digest[1];
         Catalog after = change("name an image", catalog -> {
-            tagged[0] = resolve(catalog, source).digest();
+            tagged[0] = catalog.resolve(source).digest();
             catalog.checkNewName(newName);
             return List.of(new Change.SetName(newName, tagged[0]));
         });
@@ -830,12 +756,12 @@ public final class ImageStore implements Closeable {
     private void commitPending() throws IOException {
         reloadIfChanged();
         Snapshot before = current;
-        Catalog catalog = before.catalog().keptBy(commitView(before.catalog()));
+        Catalog catalog = before.catalog().keptBy(retention.forCommit(before.catalog()));
         List<PendingChange> batch = new ArrayList<>();
         List<Change> changes = new ArrayList<>();
         created.clear();
         blobDirDirty = false;
-        String sealed = sealStampBefore();
+        String sealed = sealStamp.before();
         try {
             for (PendingChange next = pending.poll(); next != null; next = pending.poll()) {
                 if (!next.take()) {
@@ -862,7 +788,7 @@ public final class ImageStore implements Closeable {
             batch.forEach(p -> p.failure = p.failure != null ? p.failure : e);
         } finally {
             if (!created.isEmpty()) {
-                keepSealStamp(sealed);
+                sealStamp.moveOn(sealed);
             }
             created.clear();
             batch.forEach(PendingChange::finish);
@@ -899,6 +825,19 @@ public final class ImageStore implements Closeable {
         current = new Snapshot(next.committed(), before.index(), before.indexGeneration(), journal.version(), end, sequence,
                 generation.incrementAndGet());
         scheduleIndexWrite();
+    }
+
+    /**
+     * Drops the nameless images nothing keeps any more (a hold ended, an overlay went, a file
+     * closed), asking {@link Retention} afresh: the one rule gc, collection and releases share.
+     */
+    private Catalog dropUnkept(String purpose) throws IOException {
+        return change(purpose, c -> c.dropsTo(c.keptBy(retention.at(c)).withoutUnkept()));
+    }
+
+    /** The same, considering only {@code among}. */
+    private Catalog dropUnkept(String purpose, Collection<Digest> among) throws IOException {
+        return change(purpose, c -> c.dropsTo(c.keptBy(retention.at(c)).withoutUnkept(among)));
     }
 
     /** Deletes the blobs created since {@code mark}; a failure to delete is added to the cause. */
@@ -1044,12 +983,12 @@ public final class ImageStore implements Closeable {
             unswept.clear(); // if the sweep fails part way, gc finds the rest
             unswept.addAll(stillNamed);
             if (!dropped.isEmpty()) {
-                String sealed = sealStampBefore();
+                String sealed = sealStamp.before();
                 collector.sweepDropped(dropped, current.catalog());
-                keepSealStamp(sealed);
+                sealStamp.moveOn(sealed);
             }
         }
-        persistSealStamp();
+        sealStamp.persist();
         return written;
     }
 
@@ -1149,10 +1088,10 @@ public final class ImageStore implements Closeable {
      */
     public GcReport collectGarbage(boolean dryRun) throws IOException {
         return lock.exclusive("collect garbage", () -> {
-            String sealed = sealStampBefore();
+            String sealed = sealStamp.before();
             GcReport report = collectNow(dryRun);
-            keepSealStamp(sealed);
-            persistSealStamp();
+            sealStamp.moveOn(sealed);
+            sealStamp.persist();
             return report;
         });
     }
@@ -1160,14 +1099,14 @@ public final class ImageStore implements Closeable {
     private GcReport collectNow(boolean dryRun) throws IOException {
         reloadIfChanged();
         Catalog catalog = current.catalog();
-        Catalog pruned = catalog.keptBy(retentionView(catalog)).withoutUnkept();
+        Catalog pruned = catalog.keptBy(retention.at(catalog)).withoutUnkept();
         List<GcReport.Removal> images = new ArrayList<>();
         for (StoredImage image : pruned.dropped()) {
             images.add(new GcReport.Removal(files.blob(image.layer()), image.size(),
                     "image " + image.layer() + " has no name and nothing keeps it"));
         }
         if (!dryRun && !pruned.dropped().isEmpty()) {
-            change("collect garbage", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
+            dropUnkept("collect garbage");
         }
         writeIndex(); // GC deletes only what the index on disk no longer names
         GcReport rest = collector.collect(dryRun ? pruned : current.catalog(), dryRun);
@@ -1189,7 +1128,7 @@ public final class ImageStore implements Closeable {
             boolean had = files.exists(digest);
             if (current.catalog().image(digest).isPresent() && current.catalog().namesOf(digest).isEmpty()) {
                 // kept while open: gone once closed
-                change("collect an unused image", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept(List.of(digest))));
+                dropUnkept("collect an unused image", List.of(digest));
             }
             writeIndex();
             return collector.collectIfUnused(current.catalog(), digest) || (had && !files.exists(digest));
@@ -1207,7 +1146,7 @@ public final class ImageStore implements Closeable {
         }
         int before = now.images().size();
         if (now.hasNameless()) {
-            change("collect closed images", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept())); // asks Retention: open, held, an overlay's
+            dropUnkept("collect closed images");
         }
         int dropped = before - current.catalog().images().size();
         return dropped + lock.exclusive("collect closed blobs", () -> {
@@ -1242,83 +1181,8 @@ public final class ImageStore implements Closeable {
     public int sealBlobs() throws IOException {
         return lock.exclusive("seal its blobs", () -> {
             reloadIfChanged();
-            String stamp = blobDirStamp();
-            if (stamp.equals(readSealStamp())) {
-                sealedStamp = stamp;
-                return 0;
-            }
-            int changed = files.sealAll(layerAttributes(), () -> options.crashHook().accept(CrashPoint.SEALING));
-            options.crashHook().accept(CrashPoint.SEALING_DONE);
-            writeSealStamp(stamp); // blobs/ as the pass began: a blob added meanwhile changed it, and is looked at again
-            return changed;
+            return sealStamp.sealAll(layerAttributes());
         });
-    }
-
-    /** The stamp {@code .vimgfs/sealed} holds while every blob is known sealed; null when unknown. Guarded by the lock. */
-    private String sealedStamp;
-    /** Whether {@link #sealedStamp} moved on since it was written. Guarded by the lock. */
-    private boolean sealStampUnwritten;
-
-    private String blobDirStamp() throws IOException {
-        BasicFileAttributes attributes = Files.readAttributes(files.blobDir(), BasicFileAttributes.class);
-        return attributes.fileKey() + " " + attributes.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS);
-    }
-
-    private String readSealStamp() throws IOException {
-        try {
-            return Files.readString(files.workDir().resolve("sealed")).strip();
-        } catch (NoSuchFileException | java.nio.charset.MalformedInputException e) {
-            return null;
-        }
-    }
-
-    /**
-     * Records blobs/ with {@code stamp} as all sealed; written only after every blob is, and a
-     * hint only, so a crash that tears it (it can then match nothing) costs one full pass.
-     */
-    private void writeSealStamp(String stamp) throws IOException {
-        sealedStamp = stamp;
-        Files.writeString(files.workDir().resolve("sealed"), stamp + "\n");
-    }
-
-    /**
-     * Under the lock, around a change of blobs/ by this process (which seals what it places): the
-     * stamp before, if it was the sealed one, so {@link #keepSealStamp} may move it on.
-     */
-    private String sealStampBefore() throws IOException {
-        String now = blobDirStamp();
-        return now.equals(sealedStamp) || now.equals(readSealStamp()) ? now : null;
-    }
-
-    /**
-     * Moves the sealed stamp on in memory; the index writer writes it to {@code .vimgfs/sealed}
-     * ({@link #persistSealStamp}), so a commit pays no file write for a hint.
-     */
-    private void keepSealStamp(String before) {
-        if (before == null) {
-            return;
-        }
-        try {
-            sealedStamp = blobDirStamp();
-            sealStampUnwritten = true;
-        } catch (IOException e) {
-            sealedStamp = null; // the next mount does the full pass
-        }
-    }
-
-    /** Under the lock: writes the stamp a commit moved on, if blobs/ is still as it left it. */
-    private void persistSealStamp() {
-        if (!sealStampUnwritten) {
-            return;
-        }
-        sealStampUnwritten = false;
-        try {
-            if (blobDirStamp().equals(sealedStamp)) {
-                writeSealStamp(sealedStamp);
-            }
-        } catch (IOException e) {
-            sealedStamp = null; // the next mount does the full pass
-        }
     }
 
     /**
@@ -1342,29 +1206,14 @@ public final class ImageStore implements Closeable {
 
     /** Every hold: those made with {@code hold add}, then the automatic overlay directories that exist. */
     public List<Hold> holds() throws IOException {
-        HoldFile.Contents contents = holdFile.read();
-        List<Hold> all = new ArrayList<>(contents.holds());
-        for (Path directory : options.automaticOverlays()) {
-            boolean explicit = all.stream().anyMatch(h -> h instanceof Hold.Overlays o && o.directory().equals(directory));
-            if (!explicit && !contents.released().contains(directory) && Files.isDirectory(directory)) {
-                all.add(new Hold.Overlays(directory, "libvirt's default image directory", Instant.EPOCH, true));
-            }
-        }
-        return all;
+        return holds.all();
     }
 
     /** Holds the image a reference means, so it stays without names; holding it again replaces the reason. */
     public Hold hold(String reference, String why) throws IOException {
         return lock.exclusive("hold an image", () -> {
             reloadIfChanged();
-            Digest digest = resolve(current.catalog(), reference).digest();
-            Hold hold = new Hold.Image(digest, reference, why, options.clock().instant());
-            HoldFile.Contents contents = holdFile.read();
-            List<Hold> holds = new ArrayList<>(contents.holds());
-            holds.removeIf(h -> h instanceof Hold.Image image && image.digest().equals(digest));
-            holds.add(hold);
-            holdFile.write(new HoldFile.Contents(holds, contents.released()));
-            return hold;
+            return holds.holdImage(current.catalog().resolve(reference).digest(), reference, why);
         });
     }
 
@@ -1374,40 +1223,21 @@ public final class ImageStore implements Closeable {
         if (!Files.isDirectory(absolute)) {
             throw new NoSuchFileException(absolute.toString(), null, "no such directory to hold the overlays of");
         }
-        return lock.exclusive("hold a directory of overlays", () -> {
-            Hold hold = new Hold.Overlays(absolute, why, options.clock().instant(), false);
-            HoldFile.Contents contents = holdFile.read();
-            List<Hold> holds = new ArrayList<>(contents.holds());
-            holds.removeIf(h -> h instanceof Hold.Overlays o && o.directory().equals(absolute));
-            holds.add(hold);
-            Set<Path> released = new HashSet<>(contents.released());
-            released.remove(absolute);
-            holdFile.write(new HoldFile.Contents(holds, released));
-            return hold;
-        });
+        return lock.exclusive("hold a directory of overlays", () -> holds.holdOverlays(absolute, why));
     }
 
     /** Ends the holds on the image a reference means; its images go now if nothing else keeps them. */
     public void release(String reference) throws IOException {
         lock.exclusive("end a hold", () -> {
             reloadIfChanged();
-            HoldFile.Contents contents = holdFile.read();
             Optional<Digest> meant = Optional.empty();
             try {
-                meant = Optional.of(resolve(current.catalog(), reference).digest());
+                meant = Optional.of(current.catalog().resolve(reference).digest());
             } catch (ImageNotFoundException e) {
                 // the held image may be gone already (a hold made by an older vimgfs): match the hold itself
             }
-            String hex = reference.startsWith("sha256:") ? reference.substring(7) : reference;
-            Optional<Digest> target = meant;
-            List<Hold> holds = new ArrayList<>(contents.holds());
-            boolean removed = holds.removeIf(h -> h instanceof Hold.Image image && (target.map(image.digest()::equals)
-                    .orElse(image.reference().equals(reference) || (hex.length() >= 3 && image.digest().hex().startsWith(hex)))));
-            if (!removed) {
-                throw new ImageNotFoundException("a hold on " + reference);
-            }
-            holdFile.write(new HoldFile.Contents(holds, contents.released()));
-            change("end a hold", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
+            holds.releaseImage(reference, meant);
+            dropUnkept("end a hold");
             return null;
         });
     }
@@ -1416,18 +1246,8 @@ public final class ImageStore implements Closeable {
     public void releaseOverlays(Path directory) throws IOException {
         Path absolute = directory.toAbsolutePath().normalize();
         lock.exclusive("end a hold", () -> {
-            HoldFile.Contents contents = holdFile.read();
-            List<Hold> holds = new ArrayList<>(contents.holds());
-            boolean removed = holds.removeIf(h -> h instanceof Hold.Overlays o && o.directory().equals(absolute));
-            Set<Path> released = new HashSet<>(contents.released());
-            if (options.automaticOverlays().contains(absolute)) {
-                removed |= released.add(absolute);
-            }
-            if (!removed) {
-                throw new NoSuchFileException(absolute.toString(), null, "no hold on this directory of overlays");
-            }
-            holdFile.write(new HoldFile.Contents(holds, released));
-            change("end a hold", c -> c.dropsTo(c.keptBy(retentionView(c)).withoutUnkept()));
+            holds.releaseOverlays(absolute);
+            dropUnkept("end a hold");
             return null;
         });
     }
@@ -1435,14 +1255,14 @@ public final class ImageStore implements Closeable {
     /** Each hold and the images it keeps now (an overlay directory is scanned for this). */
     public Map<Hold, List<Digest>> heldNow() throws IOException {
         Catalog catalog = current.catalog();
-        return unchecked(() -> retentionView(catalog).keptByHold());
+        return Retention.unchecked(() -> retention.at(catalog).keptByHold());
     }
 
     /** Why each image stays (empty for one the next gc deletes), for {@code ls --all}. */
     public Map<Digest, List<KeepReason>> keepReasons() throws IOException {
         Catalog catalog = current.catalog();
-        Retention.View view = retentionView(catalog);
-        return unchecked(() -> {
+        Retention.View view = retention.at(catalog);
+        return Retention.unchecked(() -> {
             Map<Digest, List<KeepReason>> reasons = new java.util.TreeMap<>();
             for (StoredImage image : catalog.images()) {
                 reasons.put(image.layer(), view.reasons(catalog, image.layer()));
@@ -1459,8 +1279,8 @@ public final class ImageStore implements Closeable {
         StoreLock.Section<PruneReport> run = () -> {
             reloadIfChanged();
             Catalog catalog = current.catalog();
-            Retention.View view = retentionView(catalog);
-            List<PruneReport.Decision> decisions = unchecked(() -> new PruneChoice(catalog, view, policy,
+            Retention.View view = retention.at(catalog);
+            List<PruneReport.Decision> decisions = Retention.unchecked(() -> new PruneChoice(catalog, view, policy,
                     lastUse.all(), options.clock().instant(), Files.getFileStore(files.root())).decide());
             PruneReport report = new PruneReport(dryRun, decisions);
             if (!dryRun && !report.removed().isEmpty()) {
@@ -1483,52 +1303,6 @@ public final class ImageStore implements Closeable {
     /** Writes the recorded uses to {@code .vimgfs/last-use.json} if a minute passed since the last write (or {@code force}). */
     public boolean persistUses(boolean force) throws IOException {
         return lock.exclusive("record when images were used", () -> lastUse.persist(force));
-    }
-
-    /** What ordinary commits ask before a nameless image goes: as {@link #retentionView}, sharing a recent /proc scan. */
-    private Retention.View commitView(Catalog catalog) throws IOException {
-        return retention.forCommit(catalog, holds(), this::mountRootsUnchecked);
-    }
-
-    private Set<Path> mountRootsUnchecked() {
-        try {
-            return mountRoots();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    private Retention.View retentionView(Catalog catalog) throws IOException {
-        return retention.at(catalog, holds(), () -> {
-            try {
-                return mountRoots();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        });
-    }
-
-    /** This process's mountpoints and those the live mount records name: paths under them are never statted. */
-    private Set<Path> mountRoots() throws IOException {
-        Set<Path> roots = new HashSet<>(options.mountRoots());
-        for (String record : liveMounts()) {
-            Matcher at = MOUNT_RECORD.matcher(record);
-            if (at.matches()) {
-                roots.add(Path.of(at.group(1)));
-            }
-        }
-        return roots;
-    }
-
-    private static final Pattern MOUNT_RECORD = Pattern.compile("at (/.*) by pid [0-9]+");
-
-    /** Runs a question that scans the filesystem, turning its unchecked I/O failures back into IOException. */
-    private static <T> T unchecked(StoreLock.Section<T> question) throws IOException {
-        try {
-            return question.run();
-        } catch (UncheckedIOException e) {
-            throw e.getCause();
-        }
     }
 
     /** Total bytes an fsck hashes, for a progress bar. */
@@ -1584,79 +1358,15 @@ public final class ImageStore implements Closeable {
         return name.isEmpty() ? digest : name + " (" + digest + ")";
     }
 
-    /**
-     * Records a live mount of the store in {@code .vimgfs/mounts/<pid>}, held locked while the
-     * mount lives. It never refuses: a store may be mounted again while an old daemon still
-     * serves a copy of its mount (libvirt's private mount namespace keeps one alive after
-     * {@code fusermount -u}), and several mounts of a store are as safe as several CLI calls.
-     * The record goes when closed; a crashed daemon's record is unlocked, and the next claim removes it.
-     */
+    /** Records a live mount of the store at {@code mountpoint} by this process, until closed ({@link MountRecords#claim}). */
     public Closeable claimMount(Path mountpoint) throws IOException {
         lock.requireWritable("mount it");
-        Path mounts = files.workDir().resolve("mounts");
-        Files.createDirectories(mounts);
-        removeDeadMountRecords(mounts);
-        Path record = mounts.resolve(Long.toString(ProcessHandle.current().pid()));
-        FileChannel channel = FileChannel.open(record, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
-        try {
-            channel.lock();
-            channel.write(ByteBuffer.wrap(("at " + mountpoint + " by pid " + ProcessHandle.current().pid() + "\n")
-                    .getBytes(java.nio.charset.StandardCharsets.UTF_8)), 0);
-        } catch (IOException | RuntimeException e) {
-            channel.close();
-            throw e;
-        }
-        return () -> {
-            Files.deleteIfExists(record);
-            channel.close();
-        };
+        return mountRecords.claim(mountpoint);
     }
 
-    /** The live mounts of this store, as their records say ("at MOUNTPOINT by pid N"). */
-    public List<String> liveMounts() throws IOException {
-        Path mounts = files.workDir().resolve("mounts");
-        if (!Files.isDirectory(mounts)) {
-            return List.of();
-        }
-        List<String> live = new ArrayList<>();
-        try (Stream<Path> records = Files.list(mounts)) {
-            for (Path record : records.sorted().toList()) {
-                if (!isUnlocked(record)) {
-                    live.add(Files.readString(record).strip());
-                }
-            }
-        }
-        return live;
-    }
-
-    private static void removeDeadMountRecords(Path mounts) throws IOException {
-        try (Stream<Path> records = Files.list(mounts)) {
-            for (Path record : records.toList()) {
-                if (isUnlocked(record)) {
-                    Files.deleteIfExists(record);
-                }
-            }
-        }
-    }
-
-    /** Whether no process holds the record's lock (its daemon is gone). Never called on our own record. */
-    private static boolean isUnlocked(Path record) throws IOException {
-        if (record.getFileName().toString().equals(Long.toString(ProcessHandle.current().pid()))) {
-            return false;
-        }
-        try (FileChannel channel = FileChannel.open(record, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            FileLock probe = channel.tryLock();
-            if (probe == null) {
-                return false;
-            }
-            probe.release();
-            return true;
-        } catch (NoSuchFileException e) {
-            return false;
-        } catch (OverlappingFileLockException e) {
-            return false;
-        }
+    /** The store's directory as the rest of vimgfs may see it: work files, mount records, staging. */
+    public StoreDirectory directory() {
+        return new StoreDirectory(files);
     }
 
     /** Rewrites index.json if it is behind (a mount's unmount, a CLI call's end), then lets go of the store. */
@@ -1687,7 +1397,7 @@ public final class ImageStore implements Closeable {
     }
 
     private boolean hasUnfinished() throws IOException {
-        return lock.exclusive("close it", () -> !unswept.isEmpty() || sealStampUnwritten);
+        return lock.exclusive("close it", () -> !unswept.isEmpty() || sealStamp.isUnwritten());
     }
 
     // ---- snapshots -----------------------------------------------------------------------
@@ -1844,10 +1554,5 @@ public final class ImageStore implements Closeable {
         }
     }
 
-    /** Images sorted for display by their first name, nameless ones last. */
-    public static Comparator<ImageInfo> byFirstName() {
-        return Comparator.comparing((ImageInfo i) -> i.names().isEmpty())
-                .thenComparing(i -> i.names().isEmpty() ? "" : i.names().get(0).toString())
-                .thenComparing(ImageInfo::digest);
-    }
 }
+

@@ -7,6 +7,8 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -20,44 +22,66 @@ import java.util.Set;
  * (another user's, when not root): those are skipped, never an error.
  */
 final class OpenImages {
+    private static final String DELETED = " (deleted)";
     private final Path proc;
-    private final String blobPrefix;
+    private final List<String> prefixes;
 
-    /** @param blobDir the store's {@code blobs/sha256}, resolved to its real path as the kernel prints it */
-    OpenImages(Path proc, Path blobDir) {
+    /**
+     * @param directories directories whose entries are images by hex digest, as the kernel prints
+     *                    their paths: the store's {@code blobs/sha256} (resolved to its real path),
+     *                    and any a mount shows the same images in
+     */
+    OpenImages(Path proc, List<Path> directories) {
         this.proc = proc;
-        this.blobPrefix = blobDir + "/";
+        this.prefixes = directories.stream().map(d -> d + "/").toList();
+    }
+
+    OpenImages(Path proc, Path blobDir) {
+        this(proc, List.of(blobDir));
     }
 
     static OpenImages of(BlobFiles files) throws IOException {
-        return new OpenImages(Path.of("/proc"), files.blobDir().toRealPath());
+        return of(files, List.of());
     }
 
-    /** Every blob with an open descriptor, and the processes holding it. */
+    /** The store's blobs and, by their absolute paths, the other directories that show them. */
+    static OpenImages of(BlobFiles files, Collection<Path> alsoIn) throws IOException {
+        List<Path> directories = new ArrayList<>();
+        directories.add(files.blobDir().toRealPath());
+        alsoIn.forEach(d -> directories.add(d.toAbsolutePath().normalize()));
+        return new OpenImages(Path.of("/proc"), directories);
+    }
+
+    /** Every blob with an open descriptor, and the processes holding it; deleted blobs are gone already. */
     Map<Digest, List<ImageHolder>> scan() throws IOException {
         Map<Digest, Set<Long>> pids = new HashMap<>();
-        try (DirectoryStream<Path> processes = Files.newDirectoryStream(proc, OpenImages::isPid)) {
-            for (Path process : processes) {
-                long pid = Long.parseLong(process.getFileName().toString());
-                for (Digest digest : blobsOpenBy(process)) {
-                    pids.computeIfAbsent(digest, d -> new LinkedHashSet<>()).add(pid);
-                }
+        Map<Long, ImageHolder> byPid = new HashMap<>();
+        for (ImageUse use : uses()) {
+            if (!use.deleted()) {
+                pids.computeIfAbsent(use.digest(), d -> new LinkedHashSet<>()).add(use.pid());
+                byPid.putIfAbsent(use.pid(), new ImageHolder(use.pid(), use.command()));
             }
         }
         Map<Digest, List<ImageHolder>> holders = new HashMap<>();
-        Map<Long, ImageHolder> byPid = new HashMap<>();
-        pids.forEach((digest, set) -> {
-            List<ImageHolder> list = new ArrayList<>();
-            for (long pid : set) {
-                list.add(byPid.computeIfAbsent(pid, p -> new ImageHolder(p, commandLine(proc.resolve(Long.toString(p))))));
-            }
-            holders.put(digest, List.copyOf(list));
-        });
+        pids.forEach((digest, set) -> holders.put(digest, set.stream().map(byPid::get).toList()));
         return holders;
     }
 
-    private Set<Digest> blobsOpenBy(Path process) {
-        Set<Digest> open = new LinkedHashSet<>();
+    /** Every (image, process) pair once, with the path the process opened, in /proc order. */
+    List<ImageUse> uses() throws IOException {
+        List<ImageUse> uses = new ArrayList<>();
+        try (DirectoryStream<Path> processes = Files.newDirectoryStream(proc, OpenImages::isPid)) {
+            for (Path process : processes) {
+                uses.addAll(usesOf(process, Long.parseLong(process.getFileName().toString())));
+            }
+        }
+        return uses;
+    }
+
+    private List<ImageUse> usesOf(Path process, long pid) {
+        List<ImageUse> open = new ArrayList<>();
+        Set<Digest> seen = new HashSet<>();
+        String command = null;
         try (DirectoryStream<Path> fds = Files.newDirectoryStream(process.resolve("fd"))) {
             for (Path fd : fds) {
                 String target;
@@ -66,11 +90,17 @@ final class OpenImages {
                 } catch (IOException | UnsupportedOperationException e) {
                     continue; // closed since the listing
                 }
-                if (target.startsWith(blobPrefix)) {
-                    String name = target.substring(blobPrefix.length());
-                    // A deleted blob shows as "<hex> (deleted)": gone already, nothing to keep.
-                    if (Digest.isHex64(name)) {
-                        open.add(new Digest(name));
+                for (String prefix : prefixes) {
+                    if (!target.startsWith(prefix)) {
+                        continue;
+                    }
+                    String name = target.substring(prefix.length());
+                    // A deleted blob shows as "<hex> (deleted)"
+                    boolean deleted = name.endsWith(DELETED);
+                    String hex = deleted ? name.substring(0, name.length() - DELETED.length()) : name;
+                    if (Digest.isHex64(hex) && seen.add(new Digest(hex))) {
+                        command = command != null ? command : commandLine(process);
+                        open.add(new ImageUse(new Digest(hex), pid, command, target, deleted));
                     }
                 }
             }

@@ -22,16 +22,14 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Finds the stored images that qcow2 files under held directories use, anywhere in their backing
  * chains. Reads only each file's header and backing name, and remembers them by (inode, mtime,
  * size), so a second scan of 1,000 unchanged overlays costs 1,000 stats. A backing path names a
- * stored image when it is the store's blob ({@code STORE/blobs/sha256/<hex>}), a by-digest/ or
- * tags/ or by-name/ entry of a mount of this store, or any path ending in
- * {@code by-digest/sha256/<hex>} (keeping too much is the safe mistake); any other backing file
+ * stored image when it is the store's blob ({@code STORE/blobs/sha256/<hex>}), an entry of a
+ * mount of this store ({@link ImagePaths}), or any path ending in a mount's by-digest entry
+ * (keeping too much is the safe mistake); any other backing file
  * is an overlay outside the store, and its own chain is followed. Paths under a mount of this
  * store are never touched: the mount may be this very process.
  */
@@ -40,7 +38,6 @@ final class OverlayScanner {
     private static final int QCOW2_MAGIC = 0x514649fb;
     private static final int MAX_BACKING_NAME = 1023;
     private static final int MAX_CHAIN = 64;
-    private static final Pattern BY_DIGEST = Pattern.compile(".*/by-digest/sha256/([0-9a-f]{64})");
 
     /** What one file's header said, and the stat it was read at. */
     private record Header(Object inode, long modifiedNanos, long size, Optional<String> backing) {
@@ -132,21 +129,14 @@ final class OverlayScanner {
         if (blob.isPresent()) {
             return blob;
         }
-        Matcher byDigest = BY_DIGEST.matcher(text);
-        if (byDigest.matches()) {
-            return Optional.of(new Digest(byDigest.group(1)));
+        Optional<Digest> byDigest = ImagePaths.digestAtEnd(text);
+        if (byDigest.isPresent()) {
+            return byDigest;
         }
         for (Path root : mountRoots) {
-            String prefix = root.toAbsolutePath().normalize() + "/";
-            if (text.startsWith(prefix + "tags/")) {
-                String rest = text.substring(prefix.length() + "tags/".length());
-                int slash = rest.lastIndexOf('/');
-                if (slash > 0) {
-                    return names.apply(rest.substring(0, slash) + ":" + rest.substring(slash + 1));
-                }
-            }
-            if (text.startsWith(prefix + "by-name/")) {
-                return names.apply(text.substring(prefix.length() + "by-name/".length()));
+            Optional<String> name = ImagePaths.nameUnder(root, text);
+            if (name.isPresent()) {
+                return names.apply(name.get());
             }
         }
         if (!underAny(target, mountRoots)) {

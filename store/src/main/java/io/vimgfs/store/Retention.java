@@ -6,9 +6,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -33,22 +35,52 @@ final class Retention {
 
     private final BlobFiles files;
     private final OverlayScanner overlays;
+    private final Holds holds;
+    private final MountRecords mounts;
+    /** This process's own mountpoints of the store. */
+    private final Set<Path> ownMounts;
     private volatile Map<Digest, List<ImageHolder>> lastOpenScan;
     private volatile long lastOpenScanAt;
 
-    Retention(BlobFiles files) {
+    Retention(BlobFiles files, Holds holds, MountRecords mounts, Set<Path> ownMounts) {
         this.files = files;
         this.overlays = new OverlayScanner(files.blobDir());
+        this.holds = holds;
+        this.mounts = mounts;
+        this.ownMounts = Set.copyOf(ownMounts);
     }
 
-    /** {@code mountRoots} is asked only if an overlay directory is scanned; /proc is scanned afresh. */
-    View at(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
-        return new View(catalog, holds, mountRoots, false);
+    /** What keeps images now: the holds as they are, overlay directories and /proc scanned afresh when asked. */
+    View at(Catalog catalog) throws IOException {
+        return new View(catalog, holds.all(), this::mountRoots, false);
     }
 
     /** The same for the removals of ordinary commits, which may share a /proc scan of the last quarter second. */
-    View forCommit(Catalog catalog, List<Hold> holds, Supplier<Collection<Path>> mountRoots) {
-        return new View(catalog, holds, mountRoots, true);
+    View forCommit(Catalog catalog) throws IOException {
+        return new View(catalog, holds.all(), this::mountRoots, true);
+    }
+
+    /**
+     * Runs a question that asks a view (which scans the filesystem lazily, under a
+     * {@link Catalog.Keeper} that cannot throw), turning its unchecked I/O failures back into IOException.
+     */
+    static <T> T unchecked(StoreLock.Section<T> question) throws IOException {
+        try {
+            return question.run();
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    /** This process's mountpoints and those the live mount records name: paths under them are never statted. */
+    private Collection<Path> mountRoots() {
+        try {
+            Set<Path> roots = new HashSet<>(ownMounts);
+            roots.addAll(mounts.roots());
+            return roots;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** What keeps images at one moment; asks the filesystem at most once for each kind of reason. */
