@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.LinkOption;
 import java.nio.file.attribute.UserDefinedFileAttributeView;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -20,6 +21,15 @@ import java.util.Optional;
 record BlobAttributes(Digest digest, ImageFormat format, long virtualSize, Optional<Digest> backing) {
     static BlobAttributes of(StoredImage image) {
         return new BlobAttributes(image.layer(), image.format(), image.virtualSize(), image.backing());
+    }
+
+    /** The attributes of every layer the catalog holds, by its digest. */
+    static Map<Digest, BlobAttributes> ofLayers(Catalog catalog) {
+        Map<Digest, BlobAttributes> layers = new HashMap<>();
+        for (StoredImage image : catalog.images()) {
+            layers.put(image.layer(), of(image));
+        }
+        return layers;
     }
 
     /** Name (without "user.") to value, in the order they are written. */

@@ -39,7 +39,23 @@ final class CatalogCache {
     record Loaded(Catalog catalog, long generation) {
     }
 
+    private static final System.Logger LOG = System.getLogger(CatalogCache.class.getName());
+
     private CatalogCache() {
+    }
+
+    /**
+     * Writes the store's cache after an index write, without the lock: the cache is keyed by the
+     * index's bytes, so one a later index overtakes is merely not used. A failure only makes the
+     * next open slower, so it is logged, not thrown.
+     */
+    static void writeQuietly(BlobFiles files, byte[] index, Catalog catalog, long sequence, Consumer<CrashPoint> crashHook) {
+        try {
+            write(files.workDir().resolve(FILE), index, catalog, sequence, crashHook);
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, () -> "store " + files.root() + ": no catalog cache (" + e.getMessage()
+                    + "); the next open parses index.json");
+        }
     }
 
     /**

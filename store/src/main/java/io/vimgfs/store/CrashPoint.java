@@ -2,7 +2,12 @@ package io.vimgfs.store;
 
 /**
  * The steps of a commit at which a crash leaves distinct states on disk. Tests inject a
- * {@link StoreOptions#crashHook()} that stops the process at one of them.
+ * {@link StoreOptions#crashHook()} that stops the process at one of them. Each belongs to the one
+ * class whose protocol passes it, and whose class comment lists it in order: {@link Admission}
+ * (STAGED, STAGED_SYNCED, MANIFEST_WRITTEN), {@link CommitBatch} (LAYER_PLACED), {@link GroupCommit}
+ * (JOURNAL_TORN, JOURNAL_WRITTEN, JOURNAL_SYNCED), {@link IndexWriter} (INDEX_*, JOURNAL_COMPACTED,
+ * SWEEPING, CACHE_STAGED), {@link Snapshots} (JOURNAL_REPLAYED), {@link HoldFile} (HOLDS_*),
+ * {@link LastUse} (LAST_USE_*) and {@link SealStamp} (SEALING, SEALING_DONE).
  */
 public enum CrashPoint {
     /** The staged file is written but not yet fsynced. */

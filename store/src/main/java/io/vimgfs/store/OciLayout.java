@@ -361,11 +361,6 @@ final class OciLayout {
         return out.append('"').toString().getBytes(java.nio.charset.StandardCharsets.UTF_8);
     }
 
-    /** index.json listing exactly these descriptors. */
-    static byte[] indexJson(List<JsonNode> descriptors) {
-        return indexJson(descriptors, 0);
-    }
-
     /** index.json listing exactly these descriptors, as of journal sequence {@code generation}. */
     static byte[] indexJson(List<JsonNode> descriptors, long generation) {
         ObjectNode root = JSON.createObjectNode();

@@ -12,9 +12,23 @@ import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Serialises writers to one store: first among this process's threads (a {@link ReentrantLock}),
- * then across processes (an exclusive {@link FileLock} on {@code .vimgfs/lock}). Lock order: the
- * in-process lock, then the file lock. Readers of a snapshot take neither; a reader that needs
- * the store still between two files (a reload, fsck) takes it {@link #consistent}ly.
+ * then across processes (an exclusive {@link FileLock} on {@code .vimgfs/lock}). Readers of a
+ * snapshot take neither; a reader that needs the store still between two files (a reload, fsck)
+ * takes it {@link #consistent}ly. Writers take it through {@link Snapshots#write}, which catches
+ * up with other processes first, so no operation can forget to.
+ *
+ * <p>Lock order, outermost first. A thread holding one may take only those below it:
+ * <ol>
+ * <li>(fs) an {@code IncomingFile}'s monitor, held across its placement;</li>
+ * <li>this lock's in-process {@link ReentrantLock} (reentrant: gc, prune and releases commit from
+ *     inside their own section, and the nested section runs the commit directly);</li>
+ * <li>this lock's file lock on {@code .vimgfs/lock};</li>
+ * <li>leaves, never held while taking 1–3 or each other: an {@link Upload}'s monitor, the
+ *     {@link MetadataBlobs} queue's monitor (the index writer holds it while it fsyncs, so a
+ *     commit under the lock may wait for those fsyncs), a {@link Retention.View}'s monitor, the
+ *     {@link IndexWriter}'s state, and {@link #OPEN}.</li>
+ * </ol>
+ * Fields and methods marked {@code @GuardedBy("store lock")} are used only while holding 2 and 3.
  *
  * <p>There is one instance per lock file per JVM, shared by every {@link ImageStore} open on the
  * store: POSIX record locks belong to the process, and closing any descriptor of the file would

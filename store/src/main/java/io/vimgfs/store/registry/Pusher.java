@@ -13,7 +13,6 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
-import java.nio.file.StandardOpenOption;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.Date;
@@ -102,7 +101,7 @@ public final class Pusher {
         gzip.setCompressionLevel(Deflater.BEST_SPEED); // disks are mostly zeros or already-compressed data
         try (TarArchiveOutputStream tar = new TarArchiveOutputStream(new DigestOutputStream(
                 new GzipCompressorOutputStream(new DigestOutputStream(sink, compressed), gzip), uncompressed));
-                FileChannel disk = FileChannel.open(store.imagePath(image.digest()), StandardOpenOption.READ)) {
+                FileChannel disk = store.openImage(image.digest())) {
             tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
             tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
             TarArchiveEntry dir = entry(ContainerDiskLayers.DISK_DIR, 040555);
@@ -199,11 +198,11 @@ public final class Pusher {
         };
     }
 
-    private static RegistryClient.BlobSource fileSource(ImageStore.Artifact artifact) {
+    private RegistryClient.BlobSource fileSource(ImageStore.Artifact artifact) {
         return new RegistryClient.BlobSource() {
             @Override
             public InputStream open(long offset) throws IOException {
-                FileChannel channel = FileChannel.open(artifact.layerFile(), StandardOpenOption.READ);
+                FileChannel channel = store.openImage(artifact.layer());
                 channel.position(offset);
                 return Channels.newInputStream(channel);
             }

@@ -1,0 +1,137 @@
+package io.vimgfs.store;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.LongConsumer;
+
+/**
+ * Places uploads as images (SPEC §4): one upload under a name, an artifact from elsewhere byte
+ * for byte, a file or stream copied in (runs of zeros kept as holes), or many files with one
+ * commit per {@value #BATCH_COMMIT}, all of a chunk placed or none. Each is staged by
+ * {@link Admission} without the lock, then admitted in a {@link GroupCommit} request. An upload
+ * is consumed: placed, or on any failure dropped, and in both cases closed.
+ */
+final class Placement {
+    private static final int COPY_CHUNK = 1 << 20;
+    static final int BATCH_COMMIT = 1000;
+    static final String ADD = "add an image";
+
+    private final ImageStore store;
+    private final Admission admission;
+    private final GroupCommit commits;
+
+    Placement(ImageStore store, Admission admission, GroupCommit commits) {
+        this.store = store;
+        this.admission = admission;
+        this.commits = commits;
+    }
+
+    ImageInfo place(Upload upload, Reference reference) throws IOException {
+        try {
+            store.refresh();
+            Admission.Staged staged = admission.stage(upload, reference, store.catalog());
+            Catalog after = commits.change(ADD, (catalog, batch) ->
+                    Admission.named(catalog, reference.name(), admission.admit(catalog, staged, Optional.empty(), batch)));
+            return after.info(after.image(staged.digest()).orElseThrow());
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
+        try {
+            store.refresh();
+            Admission.Described described = new Admission.Described(
+                    OciLayout.parseImage(Digest.of(BlobFiles.sha256(manifest)), manifest, config), manifest, config);
+            Admission.Staged staged = admission.stage(layer, described, reference, store.catalog());
+            Catalog after = commits.change("place an image", (catalog, batch) -> Admission.named(catalog, reference.name(),
+                    admission.admit(catalog, staged, Optional.of(described), batch)));
+            return after.info(after.image(staged.digest()).orElseThrow());
+        } finally {
+            layer.abandon();
+        }
+    }
+
+    ImageInfo importStream(InputStream in, Reference reference, LongConsumer progress) throws IOException {
+        Upload upload = store.beginUpload();
+        try {
+            copyInto(upload, in, progress);
+            return place(upload, reference);
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    /** A base must come before the overlays that name it. */
+    List<ImageInfo> importAll(List<ImageStore.ImportItem> items, LongConsumer progress) throws IOException {
+        List<ImageInfo> placed = new ArrayList<>();
+        for (int from = 0; from < items.size(); from += BATCH_COMMIT) {
+            placed.addAll(importChunk(items.subList(from, Math.min(items.size(), from + BATCH_COMMIT)), progress));
+        }
+        return placed;
+    }
+
+    private List<ImageInfo> importChunk(List<ImageStore.ImportItem> items, LongConsumer progress) throws IOException {
+        List<Upload> uploads = new ArrayList<>();
+        try {
+            store.refresh();
+            List<Admission.Staged> staged = new ArrayList<>();
+            for (ImageStore.ImportItem item : items) {
+                Upload upload = store.beginUpload();
+                uploads.add(upload);
+                staged.add(stage(item, upload, progress));
+            }
+            List<Digest> layers = new ArrayList<>();
+            Catalog after = commits.change(ADD, (catalog, batch) -> {
+                layers.clear();
+                List<Change> changes = new ArrayList<>();
+                Catalog working = catalog; // so a base placed earlier in the chunk is there for its overlays
+                for (Admission.Staged s : staged) {
+                    StoredImage image = admission.admit(working, s, Optional.empty(), batch);
+                    List<Change> one = Admission.named(working, s.reference().name(), image);
+                    working = working.apply(one);
+                    changes.addAll(one);
+                    layers.add(image.layer());
+                }
+                return changes;
+            });
+            return layers.stream().map(layer -> after.info(after.image(layer).orElseThrow())).toList();
+        } finally {
+            for (Upload upload : uploads) {
+                upload.abandon();
+            }
+        }
+    }
+
+    private Admission.Staged stage(ImageStore.ImportItem item, Upload upload, LongConsumer progress) throws IOException {
+        try (InputStream in = Files.newInputStream(item.file())) {
+            copyInto(upload, in, progress);
+            return admission.stage(upload, item.reference(), store.catalog());
+        } catch (StoreException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new IOException(item.file() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void copyInto(Upload upload, InputStream in, LongConsumer progress) throws IOException {
+        byte[] chunk = new byte[COPY_CHUNK];
+        byte[] zeros = new byte[COPY_CHUNK];
+        long position = 0;
+        int n;
+        while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
+            if (Arrays.mismatch(chunk, 0, n, zeros, 0, n) >= 0) {
+                upload.write(ByteBuffer.wrap(chunk, 0, n), position);
+            }
+            position += n;
+            progress.accept(n);
+        }
+        upload.truncate(position);
+    }
+}
