@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageStore;
@@ -70,6 +71,14 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         return List.of();
     }
 
+    /**
+     * The image whose use a lookup of this entry records (for {@code prune --unused-for}): in
+     * link mode reads never reach the daemon, but the lookup that precedes an open does.
+     */
+    default Optional<Digest> usedImage() {
+        return Optional.empty();
+    }
+
     /** A directory of the read-only tree; {@code fixedEntries} is null where it lists the catalog on demand. */
     record Directory(String path, List<String> fixedEntries, int subdirectories, long inode, StoreView view,
             ImageTree tree) implements Node {
@@ -123,6 +132,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         public List<String> xattrNames() {
             return view.xattrNames(image);
         }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
+        }
     }
 
     /**
@@ -146,6 +160,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void unlink() throws IOException {
             view.removeImage(image);
+        }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
         }
     }
 
@@ -173,6 +192,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
                         + image.digest().hex() + " to remove the image");
             }
             view.untag(name.get(), image);
+        }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
         }
     }
 

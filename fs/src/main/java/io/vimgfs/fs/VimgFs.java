@@ -70,7 +70,7 @@ public final class VimgFs implements Closeable {
         }
         if (!ImageTree.isIncoming(path)) {
             Optional<Node> found = tree.lookup(path);
-            found.ifPresent(this::noteUse);
+            found.flatMap(Node::usedImage).ifPresent(view.store()::recordUse);
             return found;
         }
         String relative = relative(path);
@@ -78,20 +78,6 @@ public final class VimgFs implements Closeable {
             return Optional.of(new Node.IncomingDirectory(path, relative, incoming, view));
         }
         return incoming.file(relative).map(file -> new Node.IncomingUpload(path, relative, file, incoming, view.store()));
-    }
-
-    /**
-     * A lookup of an image's entry is a use (for {@code prune --unused-for}): in link mode reads
-     * never reach the daemon, but the lookup of by-digest/ or tags/ that precedes an open does.
-     */
-    private void noteUse(Node node) {
-        if (node instanceof Node.ImageFile file) {
-            view.store().recordUse(file.image().digest());
-        } else if (node instanceof Node.BlobLink link) {
-            view.store().recordUse(link.image().digest());
-        } else if (node instanceof Node.NameLink link) {
-            view.store().recordUse(link.image().digest());
-        }
     }
 
     /** The directory a new entry goes into, and the entry's name in it. */
