@@ -22,6 +22,9 @@ sealed interface OpenFile {
     /** Whether the kernel may keep this file's pages across opens (only for bytes that never change). */
     boolean keepCache();
 
+    /** Whether a getattr of the path it was opened at answers from this file once the path's name is gone. */
+    boolean answersForPath();
+
     default int write(ByteBuffer data, long offset) throws IOException, FsException {
         throw new FsException(Errno.EBADF, "not open for writing");
     }
@@ -62,6 +65,12 @@ sealed interface OpenFile {
             return true;
         }
 
+        /** An open image keeps answering stat, as POSIX says of an unlinked file (SPEC §5). */
+        @Override
+        public boolean answersForPath() {
+            return true;
+        }
+
         @Override
         public void release() throws IOException {
             channel.close();
@@ -95,6 +104,15 @@ sealed interface OpenFile {
 
         @Override
         public boolean keepCache() {
+            return false;
+        }
+
+        /**
+         * A removed upload is abandoned and a renamed one answers at its new name: its old path
+         * must say it is gone.
+         */
+        @Override
+        public boolean answersForPath() {
             return false;
         }
 

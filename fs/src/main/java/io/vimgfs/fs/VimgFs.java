@@ -10,7 +10,6 @@ import java.time.Clock;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -30,13 +29,6 @@ public final class VimgFs implements Closeable {
     /** Entries libfuse renamed to {@code .fuse_hidden…} because they were open when removed. */
     private final Map<String, Attr> hidden = new ConcurrentHashMap<>();
     private final ImageTree tree;
-    /**
-     * Open images by the path they were opened at. The kernel asks fstat(2) by inode without the
-     * file handle, and libfuse 2 turns that into a getattr of the path: once the image's last
-     * name is gone, the open file still answers it (SPEC §5).
-     */
-    private final Map<String, Set<Long>> openedAt = new ConcurrentHashMap<>();
-    private final Map<Long, String> pathOfHandle = new ConcurrentHashMap<>();
 
     /** What an open returns: the handle, and whether the kernel may keep cached pages. */
     record Opened(long handle, boolean keepCache) {
@@ -96,17 +88,7 @@ public final class VimgFs implements Closeable {
         if (node.isPresent()) {
             return node.get().attr();
         }
-        Set<Long> open = openedAt.get(path);
-        if (open != null) {
-            for (long handle : open) {
-                try {
-                    return handles.get(handle).attr();
-                } catch (FsException closedMeanwhile) {
-                    // released between the two looks: try the next, else the path is gone
-                }
-            }
-        }
-        throw new FsException(Errno.ENOENT, "no such entry " + path);
+        return handles.attrAt(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
 
     /** fstat(2) answers from the open file, so it works after the last name is gone (SPEC §5). */
@@ -125,13 +107,7 @@ public final class VimgFs implements Closeable {
     // ---- open files ----------------------------------------------------------------------
 
     Opened open(String path, int flags) throws IOException, FsException {
-        OpenFile file = node(path).open(flags);
-        Opened opened = opened(file);
-        if (file instanceof OpenFile.ImageHandle) {
-            openedAt.computeIfAbsent(path, p -> ConcurrentHashMap.newKeySet()).add(opened.handle());
-            pathOfHandle.put(opened.handle(), path);
-        }
-        return opened;
+        return opened(node(path).open(flags), path);
     }
 
     /** Creates a file: only in {@code incoming/}, and only under a valid name (else EINVAL). */
@@ -139,15 +115,15 @@ public final class VimgFs implements Closeable {
         if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
             throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
         }
-        return opened(parent(path).create(leafOf(path), mode));
+        return opened(parent(path).create(leafOf(path), mode), path);
     }
 
     Opened create(String path) throws IOException, FsException {
         return create(path, 0644);
     }
 
-    private Opened opened(OpenFile file) {
-        return new Opened(handles.add(file), file.keepCache());
+    private Opened opened(OpenFile file, String path) {
+        return new Opened(handles.add(file, path), file.keepCache());
     }
 
     /** Reads into {@code into} until it is full or the file ends; returns the bytes read. */
@@ -182,12 +158,7 @@ public final class VimgFs implements Closeable {
     }
 
     void release(long handle) throws IOException, FsException {
-        OpenFile file = handles.remove(handle);
-        String path = pathOfHandle.remove(handle);
-        if (path != null) {
-            openedAt.computeIfPresent(path, (p, open) -> open.remove(handle) && open.isEmpty() ? null : open);
-        }
-        file.release();
+        handles.remove(handle).release();
     }
 
     // ---- changing the tree ---------------------------------------------------------------

@@ -598,6 +598,17 @@ class VimgFsTest {
         assertEquals(Errno.ENOENT, errno(() -> fs.getattr(path)), "closed: the path is gone");
     }
 
+    @Test
+    void anOpenUploadDoesNotAnswerAtItsPathOnceRemoved() throws Exception {
+        // exec 3>incoming/a:1 ; rm incoming/a:1 ; stat incoming/a:1
+        long handle = fs.create("/incoming/a:1").handle();
+        writeAll(handle, randomBytes(1000, 22), 0);
+        fs.unlink("/incoming/a:1");
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/incoming/a:1")), "abandoned, not hidden");
+        assertEquals(1000, fs.fgetattr("/incoming/a:1", handle).size());
+        fs.release(handle);
+    }
+
     // ---- -o data=link (the default): by-digest entries are links to the store's blobs ----------
 
     @Test
