@@ -33,6 +33,11 @@ sealed interface OpenFile {
         throw new FsException(Errno.EROFS, "images are read-only");
     }
 
+    /** fallocate(2): cp punches holes (mode 3) and, told EOPNOTSUPP, writes zeros instead. */
+    default void fallocate(int mode) throws FsException {
+        throw new FsException(Errno.EOPNOTSUPP, "space cannot be allocated or punched out");
+    }
+
     /** close(2) of one descriptor; only here can an error reach the caller's close. */
     default void flush() throws FsException {
     }
@@ -126,6 +131,21 @@ sealed interface OpenFile {
         public void truncate(long size) throws IOException, FsException {
             requireWriter();
             file.truncate(size);
+        }
+
+        /**
+         * Plain preallocation (mode 0) fails with EPERM: told EOPNOTSUPP, glibc's posix_fallocate
+         * would write zeros instead, and libvirt's vol-create-as would then store an all-zero
+         * image under a name it cannot find again ("Storage volume not found"); EPERM makes it
+         * fail at once, and it removes the upload.
+         */
+        @Override
+        public void fallocate(int mode) throws FsException {
+            if (mode != 0) {
+                OpenFile.super.fallocate(mode);
+            }
+            throw new FsException(Errno.EPERM, "an upload cannot be preallocated: write the image's bytes"
+                    + " (libvirt: virsh vol-upload or cp, not vol-create-as)");
         }
 
         /** A writer's close places the upload (SPEC §4); the errno reaches the writer's close. */

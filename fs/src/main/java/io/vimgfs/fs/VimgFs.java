@@ -152,6 +152,10 @@ public final class VimgFs implements Closeable {
         handles.get(handle).truncate(size);
     }
 
+    void fallocate(long handle, int mode) throws FsException {
+        handles.get(handle).fallocate(mode);
+    }
+
     /** close(2) of a writer places the upload (SPEC §4); the errno reaches the writer's close. */
     void flush(long handle) throws FsException {
         handles.get(handle).flush();
@@ -206,6 +210,11 @@ public final class VimgFs implements Closeable {
                 "only files in incoming/ can be renamed");
     }
 
+    /** Fifos, sockets and devices: refused in incoming/ as not an image, elsewhere as read-only. */
+    void mknod(String path) throws FsException {
+        throw new FsException(ImageTree.isIncoming(path) ? Errno.EPERM : Errno.EROFS, "only regular files can be written");
+    }
+
     /** chmod, chown, utimens: accepted (and ignored) in incoming/, EROFS elsewhere, never ENOSYS. */
     void setAttributes(String path) throws FsException {
         node(path).setAttributes();
@@ -230,6 +239,12 @@ public final class VimgFs implements Closeable {
     List<String> listxattr(String path) throws FsException {
         requireAttributes();
         return node(path).xattrNames();
+    }
+
+    /** setxattr and removexattr: no entry's attributes can be changed, but a missing entry is ENOENT. */
+    void setxattr(String path) throws FsException {
+        getattr(path);
+        throw new FsException(Errno.EROFS, "attributes are read-only");
     }
 
     private void requireAttributes() throws FsException {

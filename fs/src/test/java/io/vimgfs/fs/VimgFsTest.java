@@ -248,6 +248,45 @@ class VimgFsTest {
     }
 
     @Test
+    void onlyRegularFilesCanBeMade() {
+        // mkfifo incoming/p ; mknod tags/d b 8 0
+        assertEquals(Errno.EPERM, errno(() -> fs.mknod("/incoming/p")));
+        assertEquals(Errno.EROFS, errno(() -> fs.mknod("/tags/d")));
+    }
+
+    @Test
+    void anUploadCannotBePreallocatedAndNothingHasHolesPunched() throws Exception {
+        // virsh vol-create-as (posix_fallocate) on incoming/vol:1, then removes it
+        long upload = fs.create("/incoming/vol:1").handle();
+        assertEquals(Errno.EPERM, errno(() -> fs.fallocate(upload, 0)), "EOPNOTSUPP would make glibc write zeros");
+        // cp --sparse=always punches holes (PUNCH_HOLE | KEEP_SIZE) and writes zeros when refused
+        assertEquals(Errno.EOPNOTSUPP, errno(() -> fs.fallocate(upload, 3)));
+        fs.unlink("/incoming/vol:1");
+        fs.release(upload);
+        cp(randomBytes(100, 23), "a:1");
+        long image = fs.open("/by-digest/sha256/" + fs.readdir("/by-digest/sha256").get(0), O_RDONLY).handle();
+        assertEquals(Errno.EOPNOTSUPP, errno(() -> fs.fallocate(image, 0)));
+        fs.release(image);
+        assertEquals(Errno.EBADF, errno(() -> fs.fallocate(image, 0)));
+    }
+
+    @Test
+    void attributesAreReadOnlyWhereverStatAnswers() throws Exception {
+        cp(randomBytes(100, 24), "a:1");
+        String image = "/by-digest/sha256/" + fs.readdir("/by-digest/sha256").get(0);
+        // setfattr -n user.note -v x …
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr(image)));
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr("/incoming")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.setxattr("/tags/nothing")));
+        // an open image whose last name is gone still stats, so it is still read-only rather than absent
+        long handle = fs.open(image, O_RDONLY).handle();
+        fs.unlink(image);
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr(image)));
+        fs.release(handle);
+        assertEquals(Errno.ENOENT, errno(() -> fs.setxattr(image)));
+    }
+
+    @Test
     void flushPlacesOnceEvenWhenCalledForEveryDupedDescriptor() throws Exception {
         byte[] content = randomBytes(10_000, 8);
         long handle = fs.create("/incoming/a:1").handle();
