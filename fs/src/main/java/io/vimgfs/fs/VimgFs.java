@@ -210,6 +210,14 @@ public final class VimgFs implements Closeable {
                 "only files in incoming/ can be renamed");
     }
 
+    void symlink(String path) throws FsException {
+        throw new FsException(Errno.EROFS, "names are made by writing into incoming/ or with 'vimgfs tag'");
+    }
+
+    void link(String path) throws FsException {
+        throw new FsException(Errno.EROFS, "hard links are not supported");
+    }
+
     /** Fifos, sockets and devices: refused in incoming/ as not an image, elsewhere as read-only. */
     void mknod(String path) throws FsException {
         throw new FsException(ImageTree.isIncoming(path) ? Errno.EPERM : Errno.EROFS, "only regular files can be written");

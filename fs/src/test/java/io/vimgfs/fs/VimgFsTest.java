@@ -252,6 +252,9 @@ class VimgFsTest {
         // mkfifo incoming/p ; mknod tags/d b 8 0
         assertEquals(Errno.EPERM, errno(() -> fs.mknod("/incoming/p")));
         assertEquals(Errno.EROFS, errno(() -> fs.mknod("/tags/d")));
+        // ln -s x incoming/l ; ln incoming/a:1 incoming/b:1
+        assertEquals(Errno.EROFS, errno(() -> fs.symlink("/incoming/l")));
+        assertEquals(Errno.EROFS, errno(() -> fs.link("/incoming/b:1")));
     }
 
     @Test
