@@ -54,6 +54,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         throw new FsException(Errno.EROFS, "directories can only be made in incoming/");
     }
 
+    /** rename(2): only entries of incoming/ move, and nothing moves into or out of it. */
+    default void renameTo(String to) throws IOException, FsException {
+        throw new FsException(ImageTree.isIncoming(to) ? Errno.EXDEV : Errno.EROFS, "only files in incoming/ can be renamed");
+    }
+
     default void truncate(long size) throws IOException, FsException {
         throw new FsException(Errno.EROFS, "images are read-only; write new images into incoming/");
     }
@@ -215,6 +220,15 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         public void unlink() {
             owner.forgetHidden(path);
         }
+
+        /** An upload hidden while open was abandoned: incoming/ no longer has it. */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            if (ImageTree.isIncoming(path) && ImageTree.isIncoming(to)) {
+                throw new FsException(Errno.ENOENT, "no " + path.substring(1));
+            }
+            Node.super.renameTo(to);
+        }
     }
 
     /** {@code incoming/} or a directory made in it for nested names; {@code relative} is the path below it. */
@@ -246,6 +260,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void rmdir() throws FsException {
             area.rmdir(relative);
+        }
+
+        /** The area answers, so that a directory's EXDEV and a missing name's ENOENT come from one place. */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            renameInIncoming(area, relative, to);
         }
 
         @Override
@@ -281,6 +301,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
             area.unlink(relative);
         }
 
+        /** rsync's rename of its temporary file, which places the upload (SPEC §4). */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            renameInIncoming(area, relative, to);
+        }
+
         @Override
         public void truncate(long size) throws IOException, FsException {
             file.truncate(size);
@@ -290,5 +316,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         public void setAttributes() {
             // accepted and ignored, as for the directories of incoming/
         }
+    }
+
+    private static void renameInIncoming(IncomingArea area, String relative, String to) throws IOException, FsException {
+        if (!ImageTree.isIncoming(to)) {
+            throw new FsException(Errno.EXDEV, "only files in incoming/ can be renamed");
+        }
+        area.rename(relative, IncomingTree.relative(to));
     }
 }

@@ -29,6 +29,7 @@ public final class VimgFs implements Closeable {
     /** Entries libfuse renamed to {@code .fuse_hidden…} because they were open when removed. */
     private final Map<String, Attr> hidden = new ConcurrentHashMap<>();
     private final ImageTree tree;
+    private final IncomingTree incomingTree;
 
     /** What an open returns: the handle, and whether the kernel may keep cached pages. */
     record Opened(long handle, boolean keepCache) {
@@ -38,6 +39,7 @@ public final class VimgFs implements Closeable {
         this.view = new StoreView(store, mode, clock.instant());
         this.incoming = new IncomingArea(store, clock);
         this.tree = new ImageTree(view);
+        this.incomingTree = new IncomingTree(incoming, view);
     }
 
     DataMode mode() {
@@ -60,16 +62,9 @@ public final class VimgFs implements Closeable {
         if (hiddenEntry != null) {
             return Optional.of(new Node.Hidden(path, hiddenEntry, this));
         }
-        if (!ImageTree.isIncoming(path)) {
-            Optional<Node> found = tree.lookup(path);
-            found.flatMap(Node::usedImage).ifPresent(view.store()::recordUse);
-            return found;
-        }
-        String relative = relative(path);
-        if (incoming.isDirectory(relative)) {
-            return Optional.of(new Node.IncomingDirectory(path, relative, incoming, view));
-        }
-        return incoming.file(relative).map(file -> new Node.IncomingUpload(path, relative, file, incoming, view.store()));
+        Optional<Node> found = ImageTree.isIncoming(path) ? incomingTree.lookup(path) : tree.lookup(path);
+        found.flatMap(Node::usedImage).ifPresent(view.store()::recordUse);
+        return found;
     }
 
     /** The directory a new entry goes into, and the entry's name in it. */
@@ -112,9 +107,6 @@ public final class VimgFs implements Closeable {
 
     /** Creates a file: only in {@code incoming/}, and only under a valid name (else EINVAL). */
     Opened create(String path, int mode) throws IOException, FsException {
-        if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
-            throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
-        }
         return opened(parent(path).create(leafOf(path), mode), path);
     }
 
@@ -173,9 +165,6 @@ public final class VimgFs implements Closeable {
     }
 
     void mkdir(String path) throws IOException, FsException {
-        if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
-            throw new FsException(Errno.EROFS, "directories can only be made in incoming/");
-        }
         parent(path).mkdir(leafOf(path));
     }
 
@@ -188,26 +177,18 @@ public final class VimgFs implements Closeable {
     }
 
     /**
-     * Renames within {@code incoming/} (rsync's temporary files), and libfuse's rename of an
-     * open file to {@code .fuse_hidden…}, which stands for unlink (SPEC §5).
+     * libfuse renames an open file to {@code .fuse_hidden…} instead of unlinking it (SPEC §5):
+     * that protocol is answered here; any other rename is the entry's kind's to answer.
      */
     void rename(String from, String to) throws IOException, FsException {
+        Node entry = node(from);
         if (leafOf(to).startsWith(HIDDEN_PREFIX) && parentOf(from).equals(parentOf(to))) {
-            Node entry = node(from);
             Attr attributes = entry.attr();
             entry.unlink();
             hidden.put(to, attributes);
             return;
         }
-        boolean fromIncoming = ImageTree.isIncoming(from);
-        boolean toIncoming = ImageTree.isIncoming(to);
-        if (fromIncoming && toIncoming) {
-            incoming.rename(relative(from), relative(to));
-            return;
-        }
-        node(from);
-        throw new FsException(fromIncoming || toIncoming ? Errno.EXDEV : Errno.EROFS,
-                "only files in incoming/ can be renamed");
+        entry.renameTo(to);
     }
 
     void symlink(String path) throws FsException {
@@ -279,10 +260,6 @@ public final class VimgFs implements Closeable {
             open.closeAtUnmount();
         }
         incoming.closeAll();
-    }
-
-    private static String relative(String path) {
-        return path.equals(ImageTree.INCOMING) ? "" : path.substring(ImageTree.INCOMING.length() + 1);
     }
 
     private static String parentOf(String path) {

@@ -402,6 +402,23 @@ class VimgFsTest {
     }
 
     @Test
+    void onlyUploadsMoveAndOnlyWithinIncoming() throws Exception {
+        fs.mkdir("/incoming/dir");
+        long handle = fs.create("/incoming/.a:1.tmp").handle();
+        // mv incoming/dir incoming/other ; mv incoming/.a:1.tmp by-name/ ; mv incoming/nothing incoming/x
+        assertEquals(Errno.EXDEV, errno(() -> fs.rename("/incoming/dir", "/incoming/other")));
+        assertEquals(Errno.EXDEV, errno(() -> fs.rename("/incoming/.a:1.tmp", "/by-name/a:1")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.rename("/incoming/nothing", "/incoming/x:1")));
+        // rm of the open upload: libfuse hides it, and the hidden name is no upload to move
+        fs.rename("/incoming/.a:1.tmp", "/incoming/.fuse_hidden0000000200000001");
+        assertEquals(Errno.ENOENT, errno(() -> fs.rename("/incoming/.fuse_hidden0000000200000001", "/incoming/a:1")));
+        fs.release(handle);
+        // mkdir incoming ; touch incoming (neither is a new entry under incoming/)
+        assertEquals(Errno.EROFS, errno(() -> fs.mkdir("/incoming")));
+        assertEquals(Errno.EROFS, errno(() -> fs.create("/incoming")));
+    }
+
+    @Test
     void rmOfAnUploadAbandonsIt() throws Exception {
         long handle = fs.create("/incoming/a:1").handle();
         writeAll(handle, randomBytes(1000, 14), 0);
