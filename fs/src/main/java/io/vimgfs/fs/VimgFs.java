@@ -17,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * (as {@link FsException}) out. {@link FuseAdapter} connects it to libfuse; tests call it
  * directly. Each operation resolves a path to a {@link Node} (or a handle to an
  * {@link OpenFile}) and delegates to it; the kinds of entry own what may be done to them.
+ * This class owns only what outlives one lookup: the open files and the entries libfuse hid.
  */
 public final class VimgFs implements Closeable {
     static final int O_ACCMODE = 3;
@@ -51,8 +52,6 @@ public final class VimgFs implements Closeable {
         return view.store().root();
     }
 
-    // ---- resolving -----------------------------------------------------------------------
-
     private Node node(String path) throws FsException {
         return lookup(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
@@ -67,7 +66,7 @@ public final class VimgFs implements Closeable {
         return found;
     }
 
-    /** The directory a new entry goes into, and the entry's name in it. */
+    /** The directory a new entry at {@code path} goes into: its kind says what may be made there. */
     private Node parent(String path) throws FsException {
         return node(parentOf(path));
     }
@@ -76,13 +75,12 @@ public final class VimgFs implements Closeable {
         hidden.remove(path);
     }
 
-    // ---- reading the tree ----------------------------------------------------------------
-
     Attr getattr(String path) throws FsException {
         Optional<Node> node = lookup(path);
         if (node.isPresent()) {
             return node.get().attr();
         }
+        // fstat(2) of an open file whose last name is gone arrives as a getattr of its path
         return handles.attrAt(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
 
@@ -98,8 +96,6 @@ public final class VimgFs implements Closeable {
     List<String> readdir(String path) throws FsException {
         return node(path).list();
     }
-
-    // ---- open files ----------------------------------------------------------------------
 
     Opened open(String path, int flags) throws IOException, FsException {
         return opened(node(path).open(flags), path);
@@ -157,8 +153,6 @@ public final class VimgFs implements Closeable {
         handles.remove(handle).release();
     }
 
-    // ---- changing the tree ---------------------------------------------------------------
-
     /** rm: abandons an upload, untags a name, or removes an image with all its names (SPEC §5). */
     void unlink(String path) throws IOException, FsException {
         node(path).unlink();
@@ -209,8 +203,6 @@ public final class VimgFs implements Closeable {
         node(path).setAttributes();
     }
 
-    // ---- xattrs and statistics -----------------------------------------------------------
-
     /**
      * With links, no entry of the mount has attributes (the blobs carry them, outside the mount):
      * ENOSYS makes the kernel stop asking for the whole mount, which saves {@code ls -l} the
@@ -245,8 +237,6 @@ public final class VimgFs implements Closeable {
     StoreStats statfs() throws IOException {
         return view.store().stats();
     }
-
-    // ---- lifecycle -----------------------------------------------------------------------
 
     /** Files open through the daemon right now. */
     int openFiles() {

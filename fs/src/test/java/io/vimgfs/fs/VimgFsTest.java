@@ -53,8 +53,6 @@ class VimgFsTest {
         store.close();
     }
 
-    // ---- helpers: what cp does -------------------------------------------------------------
-
     /** cp SOURCE incoming/NAME: create, sequential writes, close (flush + release). */
     private void cp(byte[] content, String name) throws Exception {
         long handle = fs.create("/incoming/" + name).handle();
@@ -112,8 +110,6 @@ class VimgFsTest {
             return files.count();
         }
     }
-
-    // ---- the tree --------------------------------------------------------------------------
 
     @Test
     void rootHasExactlyTheFourDirectories() throws Exception {
@@ -221,8 +217,6 @@ class VimgFsTest {
         assertEquals(Errno.ENODATA, errno(() -> fs.getxattr(path, "user.vimgfs.backing")));
         assertEquals(List.of(), fs.listxattr("/tags"));
     }
-
-    // ---- incoming ---------------------------------------------------------------------------
 
     @Test
     void anInvalidNameIsRefusedAtCreate() {
@@ -447,8 +441,6 @@ class VimgFsTest {
         assertEquals(0, stagingFiles());
     }
 
-    // ---- writers sharing a file, racing for a name -------------------------------------------
-
     private static final int O_TRUNC = 01000;
 
     private byte[] readNamed(String name) throws Exception {
@@ -569,8 +561,6 @@ class VimgFsTest {
     }
 
 
-    // ---- removal ------------------------------------------------------------------------------
-
     @Test
     void untaggingTheLastNameRemovesTheImage() throws Exception {
         byte[] content = randomBytes(1000, 17);
@@ -667,8 +657,6 @@ class VimgFsTest {
         assertEquals(1000, fs.fgetattr("/incoming/a:1", handle).size());
         fs.release(handle);
     }
-
-    // ---- -o data=link (the default): by-digest entries are links to the store's blobs ----------
 
     @Test
     void byDefaultAnImageIsALinkToItsBlobAndNamesLinkToByDigest() throws Exception {
