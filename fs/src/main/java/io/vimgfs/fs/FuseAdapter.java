@@ -4,7 +4,9 @@ import com.kenai.jffi.MemoryIO;
 import io.vimgfs.store.StoreStats;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import jnr.ffi.LibraryLoader;
 import jnr.ffi.Pointer;
 import jnr.ffi.Struct;
@@ -74,6 +76,12 @@ final class FuseAdapter extends FuseStubFS {
     }
 
     private static final Metrics METRICS = Metrics.process();
+    /**
+     * Answers logged only at debug level: absent names, absent xattrs, and requests the caller
+     * falls back from (cp's hole punching); EDQUOT is logged once, by IncomingArea.
+     */
+    private static final Set<Errno> ROUTINE = EnumSet.of(Errno.ENOENT, Errno.ENODATA, Errno.ENOSYS, Errno.EOPNOTSUPP,
+            Errno.EDQUOT);
 
     private static int call(String operation, String path, Call call) {
         long start = System.nanoTime();
@@ -86,8 +94,7 @@ final class FuseAdapter extends FuseStubFS {
             METRICS.request(operation, start, -errno.value(), errno, path);
             if (!Errors.expected(failure)) {
                 LOG.log(System.Logger.Level.WARNING, operation + " " + path + " failed unexpectedly", failure);
-            } else if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS
-                    && errno != Errno.EDQUOT) { // EDQUOT: logged once, by IncomingArea
+            } else if (!ROUTINE.contains(errno)) {
                 LOG.log(System.Logger.Level.INFO, () -> operation + " " + path + ": " + errno + ": " + failure.getMessage());
             } else {
                 LOG.log(System.Logger.Level.DEBUG, () -> operation + " " + path + ": " + errno);
@@ -256,21 +263,24 @@ final class FuseAdapter extends FuseStubFS {
     @Override
     public int symlink(String target, String path) {
         return call("symlink", path, () -> {
-            throw new FsException(Errno.EROFS, "names are made by writing into incoming/ or with 'vimgfs tag'");
+            fs.symlink(path);
+            return 0;
         });
     }
 
     @Override
     public int link(String from, String to) {
         return call("link", to, () -> {
-            throw new FsException(Errno.EROFS, "hard links are not supported");
+            fs.link(to);
+            return 0;
         });
     }
 
     @Override
     public int mknod(String path, @mode_t long mode, long rdev) {
         return call("mknod", path, () -> {
-            throw new FsException(ImageTree.isIncoming(path) ? Errno.EPERM : Errno.EROFS, "only regular files can be written");
+            fs.mknod(path);
+            return 0;
         });
     }
 
@@ -298,15 +308,9 @@ final class FuseAdapter extends FuseStubFS {
 
     @Override
     public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
-        if (!ImageTree.isIncoming(path) || mode != 0) {
-            return -Errno.EOPNOTSUPP.value(); // cp punches holes (mode 3) and writes zeros instead
-        }
-        // For plain preallocation (mode 0), EOPNOTSUPP would make glibc's posix_fallocate write zeros instead, and libvirt's
-        // vol-create-as would then store an all-zero image under a name it cannot find again
-        // ("Storage volume not found"); EPERM makes it fail at once, and it removes the upload.
         return call("fallocate", path, () -> {
-            throw new FsException(Errno.EPERM, "an upload cannot be preallocated: write the image's bytes"
-                    + " (libvirt: virsh vol-upload or cp, not vol-create-as)");
+            fs.fallocate(fi.fh.get(), mode);
+            return 0;
         });
     }
 
@@ -345,8 +349,8 @@ final class FuseAdapter extends FuseStubFS {
     @Override
     public int setxattr(String path, String name, Pointer value, @size_t long size, int flags) {
         return call("setxattr", path, () -> {
-            fs.getattr(path);
-            throw new FsException(Errno.EROFS, "attributes are read-only");
+            fs.setxattr(path);
+            return 0;
         });
     }
 

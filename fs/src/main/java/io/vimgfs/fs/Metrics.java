@@ -179,7 +179,8 @@ final class Metrics implements StoreEvents {
             return;
         }
         op.failed(errno);
-        if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS) { // routine: absent names, no xattrs
+        if (errno != Errno.ENOENT && errno != Errno.ENODATA && errno != Errno.ENOSYS
+                && errno != Errno.EOPNOTSUPP) { // routine: absent names, no xattrs, cp's hole punching
             remember(new RecentError(Instant.now(), operation, path, errno.name()));
         }
     }

@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageStore;
@@ -53,6 +54,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         throw new FsException(Errno.EROFS, "directories can only be made in incoming/");
     }
 
+    /** rename(2): only entries of incoming/ move, and nothing moves into or out of it. */
+    default void renameTo(String to) throws IOException, FsException {
+        throw new FsException(ImageTree.isIncoming(to) ? Errno.EXDEV : Errno.EROFS, "only files in incoming/ can be renamed");
+    }
+
     default void truncate(long size) throws IOException, FsException {
         throw new FsException(Errno.EROFS, "images are read-only; write new images into incoming/");
     }
@@ -68,6 +74,14 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
 
     default List<String> xattrNames() {
         return List.of();
+    }
+
+    /**
+     * The image whose use a lookup of this entry records (for {@code prune --unused-for}): in
+     * link mode reads never reach the daemon, but the lookup that precedes an open does.
+     */
+    default Optional<Digest> usedImage() {
+        return Optional.empty();
     }
 
     /** A directory of the read-only tree; {@code fixedEntries} is null where it lists the catalog on demand. */
@@ -123,6 +137,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         public List<String> xattrNames() {
             return view.xattrNames(image);
         }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
+        }
     }
 
     /**
@@ -146,6 +165,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void unlink() throws IOException {
             view.removeImage(image);
+        }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
         }
     }
 
@@ -174,6 +198,11 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
             }
             view.untag(name.get(), image);
         }
+
+        @Override
+        public Optional<Digest> usedImage() {
+            return Optional.of(image.digest());
+        }
     }
 
     /**
@@ -190,6 +219,15 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void unlink() {
             owner.forgetHidden(path);
+        }
+
+        /** An upload hidden while open was abandoned: incoming/ no longer has it. */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            if (ImageTree.isIncoming(path) && ImageTree.isIncoming(to)) {
+                throw new FsException(Errno.ENOENT, "no " + path.substring(1));
+            }
+            Node.super.renameTo(to);
         }
     }
 
@@ -222,6 +260,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         @Override
         public void rmdir() throws FsException {
             area.rmdir(relative);
+        }
+
+        /** The area answers, so that a directory's EXDEV and a missing name's ENOENT come from one place. */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            renameInIncoming(area, relative, to);
         }
 
         @Override
@@ -257,6 +301,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
             area.unlink(relative);
         }
 
+        /** rsync's rename of its temporary file, which places the upload (SPEC §4). */
+        @Override
+        public void renameTo(String to) throws IOException, FsException {
+            renameInIncoming(area, relative, to);
+        }
+
         @Override
         public void truncate(long size) throws IOException, FsException {
             file.truncate(size);
@@ -266,5 +316,12 @@ sealed interface Node permits Node.Directory, Node.ImageFile, Node.BlobLink, Nod
         public void setAttributes() {
             // accepted and ignored, as for the directories of incoming/
         }
+    }
+
+    private static void renameInIncoming(IncomingArea area, String relative, String to) throws IOException, FsException {
+        if (!ImageTree.isIncoming(to)) {
+            throw new FsException(Errno.EXDEV, "only files in incoming/ can be renamed");
+        }
+        area.rename(relative, IncomingTree.relative(to));
     }
 }

@@ -22,12 +22,20 @@ sealed interface OpenFile {
     /** Whether the kernel may keep this file's pages across opens (only for bytes that never change). */
     boolean keepCache();
 
+    /** Whether a getattr of the path it was opened at answers from this file once the path's name is gone. */
+    boolean answersForPath();
+
     default int write(ByteBuffer data, long offset) throws IOException, FsException {
         throw new FsException(Errno.EBADF, "not open for writing");
     }
 
     default void truncate(long size) throws IOException, FsException {
         throw new FsException(Errno.EROFS, "images are read-only");
+    }
+
+    /** fallocate(2): cp punches holes (mode 3) and, told EOPNOTSUPP, writes zeros instead. */
+    default void fallocate(int mode) throws FsException {
+        throw new FsException(Errno.EOPNOTSUPP, "space cannot be allocated or punched out");
     }
 
     /** close(2) of one descriptor; only here can an error reach the caller's close. */
@@ -59,6 +67,12 @@ sealed interface OpenFile {
 
         @Override
         public boolean keepCache() {
+            return true;
+        }
+
+        /** An open image keeps answering stat, as POSIX says of an unlinked file (SPEC §5). */
+        @Override
+        public boolean answersForPath() {
             return true;
         }
 
@@ -98,6 +112,15 @@ sealed interface OpenFile {
             return false;
         }
 
+        /**
+         * A removed upload is abandoned and a renamed one answers at its new name: its old path
+         * must say it is gone.
+         */
+        @Override
+        public boolean answersForPath() {
+            return false;
+        }
+
         @Override
         public int write(ByteBuffer data, long offset) throws IOException, FsException {
             requireWriter();
@@ -108,6 +131,21 @@ sealed interface OpenFile {
         public void truncate(long size) throws IOException, FsException {
             requireWriter();
             file.truncate(size);
+        }
+
+        /**
+         * Plain preallocation (mode 0) fails with EPERM: told EOPNOTSUPP, glibc's posix_fallocate
+         * would write zeros instead, and libvirt's vol-create-as would then store an all-zero
+         * image under a name it cannot find again ("Storage volume not found"); EPERM makes it
+         * fail at once, and it removes the upload.
+         */
+        @Override
+        public void fallocate(int mode) throws FsException {
+            if (mode != 0) {
+                OpenFile.super.fallocate(mode);
+            }
+            throw new FsException(Errno.EPERM, "an upload cannot be preallocated: write the image's bytes"
+                    + " (libvirt: virsh vol-upload or cp, not vol-create-as)");
         }
 
         /** A writer's close places the upload (SPEC §4); the errno reaches the writer's close. */

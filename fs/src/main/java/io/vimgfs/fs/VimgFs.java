@@ -10,7 +10,6 @@ import java.time.Clock;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
@@ -18,6 +17,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * (as {@link FsException}) out. {@link FuseAdapter} connects it to libfuse; tests call it
  * directly. Each operation resolves a path to a {@link Node} (or a handle to an
  * {@link OpenFile}) and delegates to it; the kinds of entry own what may be done to them.
+ * This class owns only what outlives one lookup: the open files and the entries libfuse hid.
  */
 public final class VimgFs implements Closeable {
     static final int O_ACCMODE = 3;
@@ -30,13 +30,7 @@ public final class VimgFs implements Closeable {
     /** Entries libfuse renamed to {@code .fuse_hidden…} because they were open when removed. */
     private final Map<String, Attr> hidden = new ConcurrentHashMap<>();
     private final ImageTree tree;
-    /**
-     * Open images by the path they were opened at. The kernel asks fstat(2) by inode without the
-     * file handle, and libfuse 2 turns that into a getattr of the path: once the image's last
-     * name is gone, the open file still answers it (SPEC §5).
-     */
-    private final Map<String, Set<Long>> openedAt = new ConcurrentHashMap<>();
-    private final Map<Long, String> pathOfHandle = new ConcurrentHashMap<>();
+    private final IncomingTree incomingTree;
 
     /** What an open returns: the handle, and whether the kernel may keep cached pages. */
     record Opened(long handle, boolean keepCache) {
@@ -46,6 +40,7 @@ public final class VimgFs implements Closeable {
         this.view = new StoreView(store, mode, clock.instant());
         this.incoming = new IncomingArea(store, clock);
         this.tree = new ImageTree(view);
+        this.incomingTree = new IncomingTree(incoming, view);
     }
 
     DataMode mode() {
@@ -57,8 +52,6 @@ public final class VimgFs implements Closeable {
         return view.store().root();
     }
 
-    // ---- resolving -----------------------------------------------------------------------
-
     private Node node(String path) throws FsException {
         return lookup(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
@@ -68,33 +61,12 @@ public final class VimgFs implements Closeable {
         if (hiddenEntry != null) {
             return Optional.of(new Node.Hidden(path, hiddenEntry, this));
         }
-        if (!ImageTree.isIncoming(path)) {
-            Optional<Node> found = tree.lookup(path);
-            found.ifPresent(this::noteUse);
-            return found;
-        }
-        String relative = relative(path);
-        if (incoming.isDirectory(relative)) {
-            return Optional.of(new Node.IncomingDirectory(path, relative, incoming, view));
-        }
-        return incoming.file(relative).map(file -> new Node.IncomingUpload(path, relative, file, incoming, view.store()));
+        Optional<Node> found = ImageTree.isIncoming(path) ? incomingTree.lookup(path) : tree.lookup(path);
+        found.flatMap(Node::usedImage).ifPresent(view.store()::recordUse);
+        return found;
     }
 
-    /**
-     * A lookup of an image's entry is a use (for {@code prune --unused-for}): in link mode reads
-     * never reach the daemon, but the lookup of by-digest/ or tags/ that precedes an open does.
-     */
-    private void noteUse(Node node) {
-        if (node instanceof Node.ImageFile file) {
-            view.store().recordUse(file.image().digest());
-        } else if (node instanceof Node.BlobLink link) {
-            view.store().recordUse(link.image().digest());
-        } else if (node instanceof Node.NameLink link) {
-            view.store().recordUse(link.image().digest());
-        }
-    }
-
-    /** The directory a new entry goes into, and the entry's name in it. */
+    /** The directory a new entry at {@code path} goes into: its kind says what may be made there. */
     private Node parent(String path) throws FsException {
         return node(parentOf(path));
     }
@@ -103,24 +75,13 @@ public final class VimgFs implements Closeable {
         hidden.remove(path);
     }
 
-    // ---- reading the tree ----------------------------------------------------------------
-
     Attr getattr(String path) throws FsException {
         Optional<Node> node = lookup(path);
         if (node.isPresent()) {
             return node.get().attr();
         }
-        Set<Long> open = openedAt.get(path);
-        if (open != null) {
-            for (long handle : open) {
-                try {
-                    return handles.get(handle).attr();
-                } catch (FsException closedMeanwhile) {
-                    // released between the two looks: try the next, else the path is gone
-                }
-            }
-        }
-        throw new FsException(Errno.ENOENT, "no such entry " + path);
+        // fstat(2) of an open file whose last name is gone arrives as a getattr of its path
+        return handles.attrAt(path).orElseThrow(() -> new FsException(Errno.ENOENT, "no such entry " + path));
     }
 
     /** fstat(2) answers from the open file, so it works after the last name is gone (SPEC §5). */
@@ -136,32 +97,21 @@ public final class VimgFs implements Closeable {
         return node(path).list();
     }
 
-    // ---- open files ----------------------------------------------------------------------
-
     Opened open(String path, int flags) throws IOException, FsException {
-        OpenFile file = node(path).open(flags);
-        Opened opened = opened(file);
-        if (file instanceof OpenFile.ImageHandle) {
-            openedAt.computeIfAbsent(path, p -> ConcurrentHashMap.newKeySet()).add(opened.handle());
-            pathOfHandle.put(opened.handle(), path);
-        }
-        return opened;
+        return opened(node(path).open(flags), path);
     }
 
     /** Creates a file: only in {@code incoming/}, and only under a valid name (else EINVAL). */
     Opened create(String path, int mode) throws IOException, FsException {
-        if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
-            throw new FsException(Errno.EROFS, "new files can only be written into incoming/");
-        }
-        return opened(parent(path).create(leafOf(path), mode));
+        return opened(parent(path).create(leafOf(path), mode), path);
     }
 
     Opened create(String path) throws IOException, FsException {
         return create(path, 0644);
     }
 
-    private Opened opened(OpenFile file) {
-        return new Opened(handles.add(file), file.keepCache());
+    private Opened opened(OpenFile file, String path) {
+        return new Opened(handles.add(file, path), file.keepCache());
     }
 
     /** Reads into {@code into} until it is full or the file ends; returns the bytes read. */
@@ -190,21 +140,18 @@ public final class VimgFs implements Closeable {
         handles.get(handle).truncate(size);
     }
 
+    void fallocate(long handle, int mode) throws FsException {
+        handles.get(handle).fallocate(mode);
+    }
+
     /** close(2) of a writer places the upload (SPEC §4); the errno reaches the writer's close. */
     void flush(long handle) throws FsException {
         handles.get(handle).flush();
     }
 
     void release(long handle) throws IOException, FsException {
-        OpenFile file = handles.remove(handle);
-        String path = pathOfHandle.remove(handle);
-        if (path != null) {
-            openedAt.computeIfPresent(path, (p, open) -> open.remove(handle) && open.isEmpty() ? null : open);
-        }
-        file.release();
+        handles.remove(handle).release();
     }
-
-    // ---- changing the tree ---------------------------------------------------------------
 
     /** rm: abandons an upload, untags a name, or removes an image with all its names (SPEC §5). */
     void unlink(String path) throws IOException, FsException {
@@ -212,9 +159,6 @@ public final class VimgFs implements Closeable {
     }
 
     void mkdir(String path) throws IOException, FsException {
-        if (!ImageTree.isIncoming(path) || path.equals(ImageTree.INCOMING)) {
-            throw new FsException(Errno.EROFS, "directories can only be made in incoming/");
-        }
         parent(path).mkdir(leafOf(path));
     }
 
@@ -227,34 +171,37 @@ public final class VimgFs implements Closeable {
     }
 
     /**
-     * Renames within {@code incoming/} (rsync's temporary files), and libfuse's rename of an
-     * open file to {@code .fuse_hidden…}, which stands for unlink (SPEC §5).
+     * libfuse renames an open file to {@code .fuse_hidden…} instead of unlinking it (SPEC §5):
+     * that protocol is answered here; any other rename is the entry's kind's to answer.
      */
     void rename(String from, String to) throws IOException, FsException {
+        Node entry = node(from);
         if (leafOf(to).startsWith(HIDDEN_PREFIX) && parentOf(from).equals(parentOf(to))) {
-            Node entry = node(from);
             Attr attributes = entry.attr();
             entry.unlink();
             hidden.put(to, attributes);
             return;
         }
-        boolean fromIncoming = ImageTree.isIncoming(from);
-        boolean toIncoming = ImageTree.isIncoming(to);
-        if (fromIncoming && toIncoming) {
-            incoming.rename(relative(from), relative(to));
-            return;
-        }
-        node(from);
-        throw new FsException(fromIncoming || toIncoming ? Errno.EXDEV : Errno.EROFS,
-                "only files in incoming/ can be renamed");
+        entry.renameTo(to);
+    }
+
+    void symlink(String path) throws FsException {
+        throw new FsException(Errno.EROFS, "names are made by writing into incoming/ or with 'vimgfs tag'");
+    }
+
+    void link(String path) throws FsException {
+        throw new FsException(Errno.EROFS, "hard links are not supported");
+    }
+
+    /** Fifos, sockets and devices: refused in incoming/ as not an image, elsewhere as read-only. */
+    void mknod(String path) throws FsException {
+        throw new FsException(ImageTree.isIncoming(path) ? Errno.EPERM : Errno.EROFS, "only regular files can be written");
     }
 
     /** chmod, chown, utimens: accepted (and ignored) in incoming/, EROFS elsewhere, never ENOSYS. */
     void setAttributes(String path) throws FsException {
         node(path).setAttributes();
     }
-
-    // ---- xattrs and statistics -----------------------------------------------------------
 
     /**
      * With links, no entry of the mount has attributes (the blobs carry them, outside the mount):
@@ -275,6 +222,12 @@ public final class VimgFs implements Closeable {
         return node(path).xattrNames();
     }
 
+    /** setxattr and removexattr: no entry's attributes can be changed, but a missing entry is ENOENT. */
+    void setxattr(String path) throws FsException {
+        getattr(path);
+        throw new FsException(Errno.EROFS, "attributes are read-only");
+    }
+
     private void requireAttributes() throws FsException {
         if (view.mode() == DataMode.LINK) {
             throw new FsException(Errno.ENOSYS, "entries of the mount have no extended attributes; the blobs do");
@@ -284,8 +237,6 @@ public final class VimgFs implements Closeable {
     StoreStats statfs() throws IOException {
         return view.store().stats();
     }
-
-    // ---- lifecycle -----------------------------------------------------------------------
 
     /** Files open through the daemon right now. */
     int openFiles() {
@@ -299,10 +250,6 @@ public final class VimgFs implements Closeable {
             open.closeAtUnmount();
         }
         incoming.closeAll();
-    }
-
-    private static String relative(String path) {
-        return path.equals(ImageTree.INCOMING) ? "" : path.substring(ImageTree.INCOMING.length() + 1);
     }
 
     private static String parentOf(String path) {

@@ -53,8 +53,6 @@ class VimgFsTest {
         store.close();
     }
 
-    // ---- helpers: what cp does -------------------------------------------------------------
-
     /** cp SOURCE incoming/NAME: create, sequential writes, close (flush + release). */
     private void cp(byte[] content, String name) throws Exception {
         long handle = fs.create("/incoming/" + name).handle();
@@ -112,8 +110,6 @@ class VimgFsTest {
             return files.count();
         }
     }
-
-    // ---- the tree --------------------------------------------------------------------------
 
     @Test
     void rootHasExactlyTheFourDirectories() throws Exception {
@@ -222,8 +218,6 @@ class VimgFsTest {
         assertEquals(List.of(), fs.listxattr("/tags"));
     }
 
-    // ---- incoming ---------------------------------------------------------------------------
-
     @Test
     void anInvalidNameIsRefusedAtCreate() {
         // cp x incoming/BAD ; cp x incoming/a..b
@@ -245,6 +239,48 @@ class VimgFsTest {
         assertEquals(Errno.EROFS, errno(() -> fs.rename("/tags/a/1", "/tags/a/2")));
         assertEquals(Errno.EROFS, errno(() -> fs.setAttributes(file))); // chmod, chown, touch
         assertEquals(Errno.EXDEV, errno(() -> fs.rename("/tags/a/1", "/incoming/a:2")));
+    }
+
+    @Test
+    void onlyRegularFilesCanBeMade() {
+        // mkfifo incoming/p ; mknod tags/d b 8 0
+        assertEquals(Errno.EPERM, errno(() -> fs.mknod("/incoming/p")));
+        assertEquals(Errno.EROFS, errno(() -> fs.mknod("/tags/d")));
+        // ln -s x incoming/l ; ln incoming/a:1 incoming/b:1
+        assertEquals(Errno.EROFS, errno(() -> fs.symlink("/incoming/l")));
+        assertEquals(Errno.EROFS, errno(() -> fs.link("/incoming/b:1")));
+    }
+
+    @Test
+    void anUploadCannotBePreallocatedAndNothingHasHolesPunched() throws Exception {
+        // virsh vol-create-as (posix_fallocate) on incoming/vol:1, then removes it
+        long upload = fs.create("/incoming/vol:1").handle();
+        assertEquals(Errno.EPERM, errno(() -> fs.fallocate(upload, 0)), "EOPNOTSUPP would make glibc write zeros");
+        // cp --sparse=always punches holes (PUNCH_HOLE | KEEP_SIZE) and writes zeros when refused
+        assertEquals(Errno.EOPNOTSUPP, errno(() -> fs.fallocate(upload, 3)));
+        fs.unlink("/incoming/vol:1");
+        fs.release(upload);
+        cp(randomBytes(100, 23), "a:1");
+        long image = fs.open("/by-digest/sha256/" + fs.readdir("/by-digest/sha256").get(0), O_RDONLY).handle();
+        assertEquals(Errno.EOPNOTSUPP, errno(() -> fs.fallocate(image, 0)));
+        fs.release(image);
+        assertEquals(Errno.EBADF, errno(() -> fs.fallocate(image, 0)));
+    }
+
+    @Test
+    void attributesAreReadOnlyWhereverStatAnswers() throws Exception {
+        cp(randomBytes(100, 24), "a:1");
+        String image = "/by-digest/sha256/" + fs.readdir("/by-digest/sha256").get(0);
+        // setfattr -n user.note -v x …
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr(image)));
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr("/incoming")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.setxattr("/tags/nothing")));
+        // an open image whose last name is gone still stats, so it is still read-only rather than absent
+        long handle = fs.open(image, O_RDONLY).handle();
+        fs.unlink(image);
+        assertEquals(Errno.EROFS, errno(() -> fs.setxattr(image)));
+        fs.release(handle);
+        assertEquals(Errno.ENOENT, errno(() -> fs.setxattr(image)));
     }
 
     @Test
@@ -360,6 +396,23 @@ class VimgFsTest {
     }
 
     @Test
+    void onlyUploadsMoveAndOnlyWithinIncoming() throws Exception {
+        fs.mkdir("/incoming/dir");
+        long handle = fs.create("/incoming/.a:1.tmp").handle();
+        // mv incoming/dir incoming/other ; mv incoming/.a:1.tmp by-name/ ; mv incoming/nothing incoming/x
+        assertEquals(Errno.EXDEV, errno(() -> fs.rename("/incoming/dir", "/incoming/other")));
+        assertEquals(Errno.EXDEV, errno(() -> fs.rename("/incoming/.a:1.tmp", "/by-name/a:1")));
+        assertEquals(Errno.ENOENT, errno(() -> fs.rename("/incoming/nothing", "/incoming/x:1")));
+        // rm of the open upload: libfuse hides it, and the hidden name is no upload to move
+        fs.rename("/incoming/.a:1.tmp", "/incoming/.fuse_hidden0000000200000001");
+        assertEquals(Errno.ENOENT, errno(() -> fs.rename("/incoming/.fuse_hidden0000000200000001", "/incoming/a:1")));
+        fs.release(handle);
+        // mkdir incoming ; touch incoming (neither is a new entry under incoming/)
+        assertEquals(Errno.EROFS, errno(() -> fs.mkdir("/incoming")));
+        assertEquals(Errno.EROFS, errno(() -> fs.create("/incoming")));
+    }
+
+    @Test
     void rmOfAnUploadAbandonsIt() throws Exception {
         long handle = fs.create("/incoming/a:1").handle();
         writeAll(handle, randomBytes(1000, 14), 0);
@@ -387,8 +440,6 @@ class VimgFsTest {
         assertEquals(1, store.list().size()); // the second's image went with its only name
         assertEquals(0, stagingFiles());
     }
-
-    // ---- writers sharing a file, racing for a name -------------------------------------------
 
     private static final int O_TRUNC = 01000;
 
@@ -510,8 +561,6 @@ class VimgFsTest {
     }
 
 
-    // ---- removal ------------------------------------------------------------------------------
-
     @Test
     void untaggingTheLastNameRemovesTheImage() throws Exception {
         byte[] content = randomBytes(1000, 17);
@@ -598,7 +647,16 @@ class VimgFsTest {
         assertEquals(Errno.ENOENT, errno(() -> fs.getattr(path)), "closed: the path is gone");
     }
 
-    // ---- -o data=link (the default): by-digest entries are links to the store's blobs ----------
+    @Test
+    void anOpenUploadDoesNotAnswerAtItsPathOnceRemoved() throws Exception {
+        // exec 3>incoming/a:1 ; rm incoming/a:1 ; stat incoming/a:1
+        long handle = fs.create("/incoming/a:1").handle();
+        writeAll(handle, randomBytes(1000, 22), 0);
+        fs.unlink("/incoming/a:1");
+        assertEquals(Errno.ENOENT, errno(() -> fs.getattr("/incoming/a:1")), "abandoned, not hidden");
+        assertEquals(1000, fs.fgetattr("/incoming/a:1", handle).size());
+        fs.release(handle);
+    }
 
     @Test
     void byDefaultAnImageIsALinkToItsBlobAndNamesLinkToByDigest() throws Exception {
