@@ -106,19 +106,35 @@ public final class ImageStore implements Closeable {
     /**
      * Opens the store at {@code root}, creating it when the directory is absent or empty. A store
      * on a read-only filesystem opens read-only: it takes no lock (no one can write to it) and
-     * every change fails with {@link StoreReadOnlyException}.
+     * every change fails with {@link StoreReadOnlyException}. So does one whose filesystem, still
+     * mounted rw, refuses the writes of opening it with EROFS (an ext4 aborted after an error).
      */
     public static ImageStore open(Path root, StoreOptions options) throws IOException {
         Path absolute = root.toAbsolutePath().normalize();
         BlobFiles files = new BlobFiles(absolute);
         refuseForeignDirectory(files);
         if (Files.isDirectory(absolute) && Files.getFileStore(absolute).isReadOnly()) {
-            ImageStore store = new ImageStore(files, options, StoreLock.readOnly(absolute),
-                    Journal.readOnly(files.workDir().resolve(Journal.FILE)));
-            store.checkLayout();
-            store.current = store.load();
-            return store;
+            return openReadOnly(files, options, StoreLock.readOnly(absolute));
         }
+        try {
+            return openWritable(files, options);
+        } catch (java.nio.file.FileSystemException e) {
+            if (!StoreReadOnlyException.isWriteRefused(e) || !Files.exists(files.layoutFile())) {
+                throw e;
+            }
+            return openReadOnly(files, options, StoreLock.writesRefused(absolute, e));
+        }
+    }
+
+    private static ImageStore openReadOnly(BlobFiles files, StoreOptions options, StoreLock lock) throws IOException {
+        ImageStore store = new ImageStore(files, options, lock, Journal.readOnly(files.workDir().resolve(Journal.FILE)));
+        store.checkLayout();
+        store.current = store.load();
+        return store;
+    }
+
+    private static ImageStore openWritable(BlobFiles files, StoreOptions options) throws IOException {
+        Path absolute = files.root();
         files.createDirectories(options.audience());
         StoreLock lock = StoreLock.open(files.workDir().resolve("lock"), absolute);
         Journal[] journal = new Journal[1];
