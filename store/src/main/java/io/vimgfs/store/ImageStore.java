@@ -1164,6 +1164,9 @@ public final class ImageStore implements Closeable {
      * ended, an overlay was deleted, a file closed), then blobs and staging files nothing references.
      */
     public GcReport collectGarbage(boolean dryRun) throws IOException {
+        if (dryRun) { // changes nothing, so a read-only store answers it too (vimgfs status asks)
+            return lock.consistent(() -> collectNow(true));
+        }
         return lock.exclusive("collect garbage", () -> {
             String sealed = sealStampBefore();
             GcReport report = collectNow(dryRun);
@@ -1661,8 +1664,9 @@ public final class ImageStore implements Closeable {
         if (record.getFileName().toString().equals(Long.toString(ProcessHandle.current().pid()))) {
             return false;
         }
-        try (FileChannel channel = FileChannel.open(record, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            FileLock probe = channel.tryLock();
+        // a shared probe needs only a read descriptor, so it works on a filesystem that refuses writes
+        try (FileChannel channel = FileChannel.open(record, StandardOpenOption.READ)) {
+            FileLock probe = channel.tryLock(0, Long.MAX_VALUE, true);
             if (probe == null) {
                 return false;
             }
