@@ -85,17 +85,23 @@ class EmergencyReadOnlyTest {
         assertEquals(1, json.path("images").path("count").asInt(), json.toPrettyString());
         Shell.vimgfs(store, "hold", "ls").ok();
         Shell.vimgfs(store, "gc", "--dry-run").ok();
+        Shell.vimgfs(store, "prune", "--dry-run", "--keep-recent", "1").ok();
     }
 
     /** Each verb that would write fails at once, in one line that says the filesystem refuses writes. */
     private static void assertWritingVerbsSayWhy(Path store, Path source) {
         for (List<String> verb : List.of(List.of("tag", "cirros:0.6.2", "cirros:latest"), List.of("rm", "cirros:0.6.2"),
-                List.of("import", source.toString(), "other:1"), List.of("gc"), List.of("fsck", "--repair"))) {
+                List.of("import", source.toString(), "other:1"), List.of("gc"), List.of("fsck", "--repair"),
+                List.of("hold", "add", "cirros:0.6.2"), List.of("prune", "--keep-recent", "0"))) {
             Shell.Result refused = Shell.vimgfs(store, verb.toArray(String[]::new));
             assertEquals(1, refused.exit(), verb + ": " + refused.err());
             assertEquals(1, refused.err().strip().lines().count(), verb + ": " + refused.err());
             assertTrue(refused.err().contains("read-only filesystem") && refused.err().contains(store.toString()),
                     verb + ": " + refused.err());
+            if (verb.get(0).equals("import")) {
+                String quote = refused.err().strip().replace(store.toString(), "/var/lib/vimgfs");
+                Readme.assertQuotes(quote, quote);
+            }
         }
         assertEquals("cirros:0.6.2", Shell.vimgfs(store, "ls", "-q").ok().out().strip(), "nothing changed");
     }
