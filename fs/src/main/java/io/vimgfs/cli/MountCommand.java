@@ -4,12 +4,17 @@ import io.vimgfs.store.StoreDirectory;
 import io.vimgfs.fs.MountRequest;
 import io.vimgfs.fs.Mounter;
 import io.vimgfs.fs.Mounts;
+import io.vimgfs.store.StoreReadOnlyException;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.lang.management.ManagementFactory;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -108,10 +113,7 @@ final class MountCommand implements Callable<Integer> {
     private int startInBackground(MountRequest request) throws IOException, InterruptedException {
         Path log = logFile != null ? logFile : StoreDirectory.of(request.store()).workFile("mount.log");
         Files.createDirectories(log.toAbsolutePath().getParent());
-        if (!Files.exists(log)) { // names, digests and errors of the host's images: root's alone
-            Files.createFile(log, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-        }
+        prepareLog(request.store(), log);
         long logStart = Files.exists(log) ? Files.size(log) : 0;
         List<String> command = new ArrayList<>();
         if (Files.isExecutable(Path.of("/usr/bin/setsid"))) {
@@ -152,6 +154,23 @@ final class MountCommand implements Callable<Integer> {
         spec.commandLine().getErr().println("vimgfs: the mount at " + request.mountpoint() + " did not come up within "
                 + MOUNT_TIMEOUT_SECONDS + " s; see " + log);
         return 1;
+    }
+
+    /**
+     * Creates the log (names, digests and errors of the host's images: owner-only) or checks that
+     * it takes appends, before the daemon's output is sent there. A log in a store whose
+     * filesystem refuses writes fails the mount as the store would say it.
+     */
+    private static void prepareLog(Path store, Path log) throws IOException {
+        try (FileChannel ignored = FileChannel.open(log, Set.of(StandardOpenOption.CREATE, StandardOpenOption.APPEND),
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")))) {
+            // opened, so the daemon's redirection will open it too
+        } catch (FileSystemException e) {
+            if (log.toAbsolutePath().startsWith(store) && StoreReadOnlyException.isWriteRefused(e)) {
+                throw StoreReadOnlyException.writesRefused(store, "mount it", log);
+            }
+            throw e;
+        }
     }
 
     private static String tail(Path log, long from) throws IOException {

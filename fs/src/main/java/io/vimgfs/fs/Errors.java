@@ -8,6 +8,7 @@ import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.StoreDamagedException;
 import io.vimgfs.store.StoreException;
 import io.vimgfs.store.StoreLockedException;
+import io.vimgfs.store.StoreReadOnlyException;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.file.AccessDeniedException;
@@ -37,6 +38,9 @@ final class Errors {
         if (failure instanceof IOException io && isNoSpace(io)) {
             return Errno.ENOSPC;
         }
+        if (failure instanceof IOException io && isReadOnly(io)) {
+            return Errno.EROFS;
+        }
         return Errno.EIO;
     }
 
@@ -59,6 +63,9 @@ final class Errors {
         if (failure instanceof StoreLockedException) {
             return Errno.EBUSY;
         }
+        if (failure instanceof StoreReadOnlyException) {
+            return Errno.EROFS;
+        }
         if (failure instanceof StoreDamagedException) {
             return Errno.EIO;
         }
@@ -75,9 +82,22 @@ final class Errors {
         return false;
     }
 
+    /**
+     * The store's filesystem refused a write with EROFS, the JDK says so only in the message; an
+     * ext4 aborted after an error does this while still mounted rw, and the writer should see why.
+     */
+    static boolean isReadOnly(Throwable failure) {
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            if (t.getMessage() != null && t.getMessage().contains("Read-only file system")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** True for failures that are the caller's doing, logged briefly rather than with a stack trace. */
     static boolean expected(Throwable failure) {
         return failure instanceof FsException || failure instanceof StoreException
-                || failure instanceof NoSuchFileException || isNoSpace(failure);
+                || failure instanceof NoSuchFileException || isNoSpace(failure) || isReadOnly(failure);
     }
 }

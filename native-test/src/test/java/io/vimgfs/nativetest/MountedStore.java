@@ -26,9 +26,12 @@ final class MountedStore implements AutoCloseable {
     }
 
     static MountedStore mount(Path dir, String... options) {
+        return mount(dir.resolve("store"), dir.resolve("mnt"), options);
+    }
+
+    /** Mounts {@code store} (made when absent) at {@code mountpoint}, for a store that is not {@code dir/store}. */
+    static MountedStore mount(Path store, Path mountpoint, String... options) {
         requireFuse();
-        Path store = dir.resolve("store");
-        Path mountpoint = dir.resolve("mnt");
         try {
             Files.createDirectories(mountpoint);
         } catch (IOException e) {

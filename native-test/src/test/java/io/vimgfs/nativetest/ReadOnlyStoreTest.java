@@ -39,6 +39,8 @@ class ReadOnlyStoreTest {
             assertEquals("sha256:" + digest,
                     JSON.readTree(Shell.vimgfs(store, "inspect", "cirros:0.6.2").ok().out()).path("digest").asText());
             assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+            assertTrue(Shell.vimgfs(store, "status").ok().out().contains("images: 1 "));
+            assertTrue(Shell.vimgfs(store, "gc", "--dry-run").ok().out().contains("would free 0 files"));
 
             Path other = dir.resolve("other.raw");
             Files.write(other, new byte[4096]);

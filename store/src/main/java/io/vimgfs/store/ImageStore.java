@@ -4,7 +4,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.channels.FileChannel;
-import java.nio.file.FileStore;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -18,18 +18,13 @@ import java.util.function.LongConsumer;
 /**
  * A store of VM disk images in an OCI image layout (SPEC §7): the one entry point to it. This
  * class only opens and wires the parts and delegates each operation to the one that owns it:
- * <ul>
- * <li>{@link Snapshots}: the current catalog, which readers take without a lock, and catching up
- *     with other processes before any write;</li>
- * <li>{@link Admission}: what an upload becomes (probed, checked, installed);</li>
- * <li>{@link GroupCommit} with its {@link CommitBatch}: every change, in one journal frame with one
- *     fsync per batch of requests;</li>
- * <li>{@link IndexWriter} with {@link MetadataBlobs}: index.json caught up with the journal, the
- *     journal compacted, dropped images swept;</li>
- * <li>{@link Maintenance}: gc, prune, sealing and fsck; {@link Holds}, {@link Retention} and
- *     {@link LastUse}: what keeps images; {@link MountRecords} and {@link StoreDirectory}: the
- *     store's directory as the rest of vimgfs sees it; {@link Placement}: uploads, artifacts and files placed as images.</li>
- * </ul>
+ * {@link Snapshots} (the current catalog, read without a lock; catching up before any write),
+ * {@link Placement} and {@link Admission} (what an upload becomes), {@link GroupCommit} and its
+ * {@link CommitBatch} (every change, one journal frame and fsync per batch), {@link IndexWriter}
+ * and {@link MetadataBlobs} (index.json caught up, the journal compacted, drops swept),
+ * {@link Maintenance} and {@link Repair} (gc, prune, holds, sealing, fsck), {@link Retention}
+ * (what keeps images), {@link MountRecords} and {@link StoreDirectory} (the directory as the
+ * rest of vimgfs sees it).
  * Blobs are durable in {@code blobs/} before the journal names them, and a blob is deleted only
  * once the index on disk no longer names it, so a crash leaves at most orphans, which GC removes.
  * The lock order is on {@link StoreLock}.
@@ -75,21 +70,36 @@ public final class ImageStore implements Closeable {
     /**
      * Opens the store at {@code root}, creating it when the directory is absent or empty. A store
      * on a read-only filesystem opens read-only: it takes no lock (no one can write to it) and
-     * every change fails with {@link StoreReadOnlyException}.
+     * every change fails with {@link StoreReadOnlyException}. So does one whose filesystem, still
+     * mounted rw, refuses the writes of opening it with EROFS (an ext4 aborted after an error).
      */
     public static ImageStore open(Path root, StoreOptions options) throws IOException {
         Path absolute = root.toAbsolutePath().normalize();
         BlobFiles files = new BlobFiles(absolute);
         files.refuseForeign();
         if (Files.isDirectory(absolute) && Files.getFileStore(absolute).isReadOnly()) {
-            files.checkLayout();
-            ImageStore store = new ImageStore(files, options, StoreLock.readOnly(absolute),
-                    Journal.readOnly(files.workDir().resolve(Journal.FILE)));
-            store.snapshots.reloadWhole();
-            return store;
+            return openReadOnly(files, options, StoreLock.readOnly(absolute));
         }
+        try {
+            return openWritable(files, options);
+        } catch (FileSystemException e) {
+            if (!StoreReadOnlyException.isWriteRefused(e) || !Files.exists(files.layoutFile())) {
+                throw e;
+            }
+            return openReadOnly(files, options, StoreLock.writesRefused(absolute, e));
+        }
+    }
+
+    private static ImageStore openReadOnly(BlobFiles files, StoreOptions options, StoreLock lock) throws IOException {
+        files.checkLayout();
+        ImageStore store = new ImageStore(files, options, lock, Journal.readOnly(files.workDir().resolve(Journal.FILE)));
+        store.snapshots.reloadWhole();
+        return store;
+    }
+
+    private static ImageStore openWritable(BlobFiles files, StoreOptions options) throws IOException {
         files.createDirectories(options.audience());
-        StoreLock lock = StoreLock.open(files.workDir().resolve("lock"), absolute);
+        StoreLock lock = StoreLock.open(files.workDir().resolve("lock"), files.root());
         Journal[] journal = new Journal[1];
         try {
             return lock.exclusive("open it", () -> {
@@ -191,11 +201,7 @@ public final class ImageStore implements Closeable {
     }
 
     public StoreStats stats() throws IOException {
-        FileStore store = Files.getFileStore(files.root());
-        Catalog catalog = catalog();
-        long imageBytes = catalog.images().stream().mapToLong(StoredImage::size).sum();
-        return new StoreStats(store.getTotalSpace(), store.getUnallocatedSpace(), store.getUsableSpace(),
-                store.getBlockSize(), catalog.images().size(), catalog.names().size(), imageBytes);
+        return StoreStats.of(Files.getFileStore(files.root()), catalog());
     }
 
     /** Starts an upload into the staging area; {@link #place} turns it into an image. */
@@ -206,9 +212,7 @@ public final class ImageStore implements Closeable {
 
     /** Imports a file under a name, hashing while it copies; runs of zeros stay holes. */
     public ImageInfo importFile(Path source, Reference reference, LongConsumer progress) throws IOException {
-        try (InputStream in = Files.newInputStream(source)) {
-            return importStream(in, reference, progress);
-        }
+        return placement.importFile(source, reference, progress);
     }
 
     public ImageInfo importStream(InputStream in, Reference reference, LongConsumer progress) throws IOException {
@@ -216,8 +220,7 @@ public final class ImageStore implements Closeable {
     }
 
     /** One file of a batch import and the name to give it. */
-    public record ImportItem(Path file, Reference reference) {
-    }
+    public record ImportItem(Path file, Reference reference) { }
 
     /** Imports many files with one commit per 1,000: all of a chunk is placed or none. A base must come before its overlays. */
     public List<ImageInfo> importAll(List<ImportItem> items, LongConsumer progress) throws IOException {
@@ -233,8 +236,7 @@ public final class ImageStore implements Closeable {
     }
 
     /** A stored image exactly as the layout holds it: what {@code vimgfs push} sends byte for byte. */
-    public record Artifact(byte[] manifest, byte[] config, Digest layer, long layerSize, String layerMediaType) {
-    }
+    public record Artifact(byte[] manifest, byte[] config, Digest layer, long layerSize, String layerMediaType) { }
 
     /** The manifest, config and layer of a stored image, for sending it elsewhere unchanged. */
     public Artifact artifact(Digest layer) throws IOException {

@@ -49,6 +49,9 @@ final class Maintenance {
 
     /** See {@link ImageStore#collectGarbage}. */
     GcReport collectGarbage(boolean dryRun) throws IOException {
+        if (dryRun) { // changes nothing, so a read-only store answers it too (vimgfs status asks)
+            return snapshots.read(() -> collectNow(true));
+        }
         return snapshots.write("collect garbage", () -> {
             String sealed = sealStamp.before();
             GcReport report = collectNow(dryRun);
@@ -71,7 +74,9 @@ final class Maintenance {
         if (!dryRun && !pruned.dropped().isEmpty()) {
             commits.dropUnkept("collect garbage");
         }
-        indexWriter.writeNow(); // GC deletes only what the index on disk no longer names
+        if (!dryRun) {
+            indexWriter.writeNow(); // GC deletes only what the index on disk no longer names
+        }
         GcReport rest = collector.collect(dryRun ? pruned : snapshots.current().catalog(), dryRun);
         List<GcReport.Removal> removals = new ArrayList<>(images);
         Set<Path> listed = new HashSet<>();

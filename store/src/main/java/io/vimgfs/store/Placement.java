@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -55,6 +56,12 @@ final class Placement {
             return after.info(after.image(staged.digest()).orElseThrow());
         } finally {
             layer.abandon();
+        }
+    }
+
+    ImageInfo importFile(Path source, Reference reference, LongConsumer progress) throws IOException {
+        try (InputStream in = Files.newInputStream(source)) {
+            return importStream(in, reference, progress);
         }
     }
 

@@ -4,6 +4,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.file.FileSystemException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
@@ -36,6 +37,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>A store on a read-only filesystem has no lock file to open, and needs none: nobody can
  * change it. Its lock lets readers through and refuses every writer with {@link StoreReadOnlyException}.
+ * That includes a filesystem whose mount flags still say {@code rw} but which answers writes with
+ * EROFS: ext4 does so after an error aborts its journal ({@code abort,emergency_ro} in
+ * /proc/mounts, and no ST_RDONLY from statvfs), so the refusal itself is what tells.
  */
 final class StoreLock implements Closeable {
     /** Work done while holding the lock. */
@@ -50,12 +54,15 @@ final class StoreLock implements Closeable {
     private final ReentrantLock local = new ReentrantLock();
     /** The open lock file; null for a store on a read-only filesystem. */
     private final FileChannel file;
+    /** For a store whose filesystem is mounted rw but refused a write: the file it refused; else null. */
+    private final Path refused;
     private int users;
 
-    private StoreLock(Path path, Path store, FileChannel file) {
+    private StoreLock(Path path, Path store, FileChannel file, Path refused) {
         this.path = path;
         this.store = store;
         this.file = file;
+        this.refused = refused;
     }
 
     static StoreLock open(Path lockFile, Path store) throws IOException {
@@ -65,7 +72,7 @@ final class StoreLock implements Closeable {
             if (lock == null) {
                 FileChannel channel = FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.READ,
                         StandardOpenOption.WRITE);
-                lock = new StoreLock(key, store, channel);
+                lock = new StoreLock(key, store, channel, null);
                 OPEN.put(key, lock);
             }
             lock.users++;
@@ -73,9 +80,14 @@ final class StoreLock implements Closeable {
         }
     }
 
-    /** The lock of a store on a read-only filesystem. */
+    /** The lock of a store on a filesystem mounted read-only. */
     static StoreLock readOnly(Path store) {
-        return new StoreLock(null, store, null);
+        return new StoreLock(null, store, null, null);
+    }
+
+    /** The lock of a store whose filesystem, mounted rw, refused a write of opening the store ({@code refusal}). */
+    static StoreLock writesRefused(Path store, FileSystemException refusal) {
+        return new StoreLock(null, store, null, refusal.getFile() == null ? store : Path.of(refusal.getFile()));
     }
 
     /** Runs a change of the store, for {@code purpose} ("add an image"), alone among writers. */
@@ -100,8 +112,8 @@ final class StoreLock implements Closeable {
     /** Fails, saying so, if the store cannot be written. */
     void requireWritable(String purpose) throws StoreReadOnlyException {
         if (file == null) {
-            throw new StoreReadOnlyException("store " + store + " is on a read-only filesystem: cannot " + purpose
-                    + " (ls, inspect and fsck without --repair work; remount it read-write to change it)");
+            throw refused == null ? StoreReadOnlyException.mountedReadOnly(store, purpose)
+                    : StoreReadOnlyException.writesRefused(store, purpose, refused);
         }
     }
 
