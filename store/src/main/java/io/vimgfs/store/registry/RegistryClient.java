@@ -316,27 +316,12 @@ public final class RegistryClient {
         Duration backoff = options.firstBackoff();
         for (int attempt = 1; ; ) {
             boolean onRegistry = sameOrigin(target);
-            HttpRequest.Builder request = HttpRequest.newBuilder(target).timeout(options.timeout())
-                    .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : body.publisher());
-            headers.forEach(request::header);
-            if (onRegistry) {
-                authorizer.header(http, scope, display).ifPresent(h -> request.header("Authorization", h));
-            }
-            HttpResponse<InputStream> response;
-            try {
-                response = http.send(request.build(), HttpResponse.BodyHandlers.ofInputStream());
-            } catch (SSLException e) {
-                throw tlsFailure(display, e);
-            } catch (IOException e) {
-                if (attempt++ >= options.attempts()) {
-                    throw new RegistryException(RegistryException.Kind.NETWORK, display + ": cannot reach "
-                            + target.getAuthority() + ": " + describe(e) + " (after " + options.attempts() + " tries)", e);
-                }
+            HttpResponse<InputStream> response = sendOnce(method, target, headers, body, onRegistry ? scope : null, display,
+                    attempt >= options.attempts());
+            if (response == null) {
+                attempt++;
                 backoff = pause(backoff);
                 continue;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted", e);
             }
             int status = response.statusCode();
             if (status == 401 && onRegistry) {
@@ -371,6 +356,34 @@ public final class RegistryClient {
                 continue;
             }
             return response;
+        }
+    }
+
+    /**
+     * One attempt, with the registry's Authorization when {@code scope} is given: the response, or
+     * null when the connection broke and another attempt is due (on the {@code last}, the failure).
+     */
+    private HttpResponse<InputStream> sendOnce(String method, URI target, Map<String, String> headers, Body body,
+            Authorizer.Scope scope, String display, boolean last) throws IOException {
+        HttpRequest.Builder request = HttpRequest.newBuilder(target).timeout(options.timeout())
+                .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : body.publisher());
+        headers.forEach(request::header);
+        if (scope != null) {
+            authorizer.header(http, scope, display).ifPresent(h -> request.header("Authorization", h));
+        }
+        try {
+            return http.send(request.build(), HttpResponse.BodyHandlers.ofInputStream());
+        } catch (SSLException e) {
+            throw tlsFailure(display, e);
+        } catch (IOException e) {
+            if (last) {
+                throw new RegistryException(RegistryException.Kind.NETWORK, display + ": cannot reach "
+                        + target.getAuthority() + ": " + describe(e) + " (after " + options.attempts() + " tries)", e);
+            }
+            return null;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
         }
     }
 
