@@ -49,8 +49,10 @@ final class ContentHasher {
 
     private final MessageDigest sha256 = BlobFiles.newSha256();
     private final Semaphore room = new Semaphore(QUEUED_PER_UPLOAD);
-    /** Guarded by this; {@code scheduled} is true while a turn of this hasher is queued or running. */
+    @GuardedBy("this")
     private final Queue<Piece> queue = new ArrayDeque<>();
+    /** Whether a turn of this hasher is queued or running. */
+    @GuardedBy("this")
     private boolean scheduled;
     private long hashed;
     private boolean inOrder = true;

@@ -14,8 +14,10 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
 
 /**
@@ -30,6 +32,13 @@ public final class MountRecords {
     /** One live mount: where it is, and the daemon serving it. */
     public record MountRecord(Path mountpoint, long pid) {
     }
+
+    /**
+     * The records this process claimed, by file. Never reread from disk: closing any descriptor
+     * of a file drops every POSIX lock this process holds on it, so one read of our own record
+     * (an overlay scan asks for the live mounts) would let other processes reap a live mount.
+     */
+    private static final Map<Path, MountRecord> CLAIMED = new ConcurrentHashMap<>();
 
     private final Path directory;
 
@@ -58,7 +67,9 @@ public final class MountRecords {
             channel.close();
             throw e;
         }
+        CLAIMED.put(record, new MountRecord(mountpoint, self));
         return () -> {
+            CLAIMED.remove(record);
             Files.deleteIfExists(record);
             channel.close();
         };
@@ -72,7 +83,9 @@ public final class MountRecords {
         List<MountRecord> live = new ArrayList<>();
         try (Stream<Path> records = Files.list(directory)) {
             for (Path record : records.sorted().toList()) {
-                if (isLocked(record)) {
+                if (isOurs(record)) {
+                    Optional.ofNullable(CLAIMED.get(record)).ifPresent(live::add);
+                } else if (isLocked(record)) {
                     parse(record).ifPresent(live::add);
                 }
             }
@@ -90,7 +103,7 @@ public final class MountRecords {
     private void removeDead() throws IOException {
         try (Stream<Path> records = Files.list(directory)) {
             for (Path record : records.toList()) {
-                if (!isLocked(record)) {
+                if (!(isOurs(record) && CLAIMED.containsKey(record)) && !isLocked(record)) {
                     Files.deleteIfExists(record);
                 }
             }
@@ -115,11 +128,13 @@ public final class MountRecords {
         }
     }
 
-    /** Whether some process holds the record's lock (its daemon lives). Our own record is live. */
+    /** Whether the record has this process's pid for a name: ours if we claimed it, else a dead process's with our pid. */
+    private static boolean isOurs(Path record) {
+        return record.getFileName().toString().equals(Long.toString(ProcessHandle.current().pid()));
+    }
+
+    /** Whether some other process holds the record's lock (its daemon lives); never asked of our own. */
     private static boolean isLocked(Path record) throws IOException {
-        if (record.getFileName().toString().equals(Long.toString(ProcessHandle.current().pid()))) {
-            return true;
-        }
         try (FileChannel channel = FileChannel.open(record, StandardOpenOption.READ)) {
             FileLock probe = channel.tryLock(0, Long.MAX_VALUE, true);
             if (probe == null) {

@@ -44,13 +44,17 @@ public final class Upload implements Closeable {
     private final FileLock ownership;
     private final ContentHasher hasher = new ContentHasher();
     private volatile long size;
+    @GuardedBy("this")
     private boolean closed;
     /** Where the next background writeback is due, and whether one is queued or running. */
+    @GuardedBy("this")
     private long writebackAt = WRITEBACK_BYTES;
     private final AtomicBoolean writingBack = new AtomicBoolean();
     /** Set by {@link #seal}: the length and modification time the hashed file had. */
+    @GuardedBy("this")
     private BasicFileAttributes sealedAs;
     /** Whether {@link #sync} ran: the sealed bytes are on disk. */
+    @GuardedBy("this")
     private boolean synced;
 
     private Upload(Path file, FileChannel channel, FileLock ownership) {
