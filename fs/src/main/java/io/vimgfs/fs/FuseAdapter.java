@@ -30,6 +30,8 @@ final class FuseAdapter extends FuseStubFS {
     private static final int FILE_INFO_BITS_OFFSET = 20;
     private static final int KEEP_CACHE_BIT = 1 << 1;
     private static final MemoryIO MEMORY = MemoryIO.getInstance();
+    private static final ByteBuffer DOT = DirectoryNames.encode(List.of(".")).get(0);
+    private static final ByteBuffer DOT_DOT = DirectoryNames.encode(List.of("..")).get(0);
 
     /** Set once before the mount by {@link #serve}; callbacks start only after it. */
     private VimgFs fs;
@@ -150,9 +152,9 @@ final class FuseAdapter extends FuseStubFS {
     public int readdir(String path, Pointer buf, FuseFillDir filter, @off_t long offset, FuseFileInfo fi) {
         return call("readdir", path, () -> {
             List<String> entries = fs.readdir(path);
-            filter.apply(buf, ".", null, 0);
-            filter.apply(buf, "..", null, 0);
-            for (String entry : entries) {
+            filter.apply(buf, DOT.duplicate(), null, 0);
+            filter.apply(buf, DOT_DOT.duplicate(), null, 0);
+            for (ByteBuffer entry : DirectoryNames.of(entries)) {
                 if (filter.apply(buf, entry, null, 0) != 0) {
                     break;
                 }

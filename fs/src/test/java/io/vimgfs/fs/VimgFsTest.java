@@ -184,6 +184,18 @@ class VimgFsTest {
     }
 
     @Test
+    void aListingListedAgainShowsEveryNameChangeSince() throws Exception {
+        cp(randomBytes(100, 22), "a:1");
+        assertEquals(List.of("1"), fs.readdir("/tags/a"));
+        assertEquals(List.of("1"), fs.readdir("/tags/a"), "listed again, unchanged");
+        store.tag("a:1", ImageName.parse("a:2"));
+        assertEquals(List.of("1", "2"), fs.readdir("/tags/a"));
+        assertEquals(List.of("a:1", "a:2"), fs.readdir("/by-name"));
+        fs.unlink("/tags/a/1");
+        assertEquals(List.of("2"), fs.readdir("/tags/a"));
+    }
+
+    @Test
     void neighbouringRepositoriesAndRegistryHostsListWhereTheyBelong() throws Exception {
         cp(randomBytes(100, 21), "a:1");
         store.tag("a:1", ImageName.parse("a-b:1"));
