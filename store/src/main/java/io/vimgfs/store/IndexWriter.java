@@ -167,9 +167,9 @@ final class IndexWriter {
     }
 
     /**
-     * Stops the thread, then writes what is behind (a mount's unmount, a CLI call's end) if this
-     * process committed, or the store is small enough, or a rewrite is due: a CLI call that only
-     * read a large store leaves the rewrite to the process that grows the journal.
+     * Stops the thread, then writes what is behind: at a mount's unmount always; at a CLI call's
+     * end if it committed, or the store is small enough, or a rewrite is due (a call that only
+     * read a large store leaves the rewrite to the process that grows the journal).
      */
     void close() throws IOException {
         ScheduledThreadPoolExecutor writer;
@@ -187,7 +187,8 @@ final class IndexWriter {
             return;
         }
         Snapshot s = snapshots.current();
-        if (journal.writable() && (s.indexBehind() && (committedHere || due(s))
+        boolean mount = !options.mountRoots().isEmpty();
+        if (journal.writable() && (s.indexBehind() && (committedHere || mount || due(s))
                 || snapshots.write("close it", () -> !unswept.isEmpty() || sealStamp.isUnwritten()))) {
             syncIndex();
         }
