@@ -10,6 +10,10 @@
       remove: unlink MOUNTPOINT/tags/churn/<name> (the image keeps its other names)
   churn.py plain DIR PREFIX WORKERS SECONDS
       add:    create DIR/churn-<name> with the same bytes; remove: unlink it
+  churn.py disk DIR PREFIX 1 SECONDS
+      what the disk under DIR allows, one thread, for SECONDS each: append 512 bytes to one file
+      and fsync it (a journal frame's cost), then create a file, write 512 bytes, fsync it and
+      fsync DIR (a new blob's); prints appends_per_s and creates_per_s
 
 Prints one JSON object: adds, add_seconds, adds_per_s, removes, remove_seconds, removes_per_s,
 errors (with the first error message). Only the standard library; no process is forked per
@@ -75,8 +79,45 @@ def worker(mode, root, prefix, index, seconds, barrier, out):
     out.put((len(added), add_end - start, removed, remove_start, remove_end, errors, first_error))
 
 
+def disk(root, prefix, seconds):
+    data = b"." * 511 + b"\n"
+    log = os.path.join(root, "fsync-" + prefix + "log")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    appends, start = 0, time.monotonic()
+    try:
+        while time.monotonic() < start + seconds:
+            os.write(fd, data)
+            os.fsync(fd)
+            appends += 1
+        append_seconds = time.monotonic() - start
+    finally:
+        os.close(fd)
+        os.unlink(log)
+    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    made, start = [], time.monotonic()
+    try:
+        while time.monotonic() < start + seconds:
+            path = os.path.join(root, "fsync-%s%d" % (prefix, len(made)))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.fsync(dfd)
+            made.append(path)
+        create_seconds = time.monotonic() - start
+    finally:
+        os.close(dfd)
+        for path in made:
+            os.unlink(path)
+    print(json.dumps({"appends_per_s": appends / append_seconds, "creates_per_s": len(made) / create_seconds}))
+
+
 def main():
     mode, root, prefix, workers, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+    if mode == "disk":
+        return disk(root, prefix, seconds)
     base = prefix + "base"
     if mode == "vimgfs-same":
         write(paths(mode, root, base)[0], content(mode, prefix, base))

@@ -132,6 +132,11 @@ final class Catalog {
         return images.values();
     }
 
+    /** How many images it holds. */
+    int size() {
+        return images.size();
+    }
+
     NavigableMap<ImageName, Digest> names() {
         return names;
     }

@@ -13,6 +13,13 @@ import java.util.concurrent.TimeUnit;
  * the blobs of images this process dropped are swept. Also the one place fsck's repair replaces
  * the index ({@link #replaceRepaired}).
  *
+ * <p>A store of more than {@value #PROMPT_IMAGES} images is rewritten in the background only once
+ * its journal has grown to a quarter of index.json's size ({@link #due}): a rewrite costs time in
+ * proportion to the store, so spacing rewrites in proportion to it keeps the cost of a change
+ * from growing with the store. Nothing waits for it: the journal frame is the commit point, and
+ * every vimgfs process reads the journal; only readers of index.json alone, and the space of
+ * dropped images, wait for the rewrite (or the close that always writes what is behind).
+ *
  * <p>A rewrite, in order (all but step 1 under the store lock):
  * <ol>
  * <li>without the lock, the metadata blobs queued so far are fsynced and, while the journal is
@@ -40,6 +47,10 @@ final class IndexWriter {
      * passed (and so cannot compact it); beyond it the writer serializes under the lock.
      */
     private static final long JOURNAL_COMPACT_BYTES = 4L << 20;
+    /** Stores up to this many images have index.json rewritten about a second after a change. */
+    static final int PROMPT_IMAGES = 10_000;
+    /** Above it, the journal grows to index.json's size divided by this before a background rewrite. */
+    private static final long INDEX_PER_JOURNAL = 4;
 
     /** index.json's bytes for a snapshot. */
     private record Prepared(Snapshot snapshot, byte[] index) {
@@ -69,6 +80,8 @@ final class IndexWriter {
     /** Images this process's commits dropped whose blobs wait for index.json to stop naming them. */
     @GuardedBy("store lock")
     private final List<StoredImage> unswept = new ArrayList<>();
+    /** Whether this process committed a frame: then its close writes what is behind, whatever the store's size. */
+    private volatile boolean committedHere;
 
     IndexWriter(BlobFiles files, Journal journal, Snapshots snapshots, MetadataBlobs metadata, GarbageCollector collector,
             SealStamp sealStamp, StoreOptions options) {
@@ -84,7 +97,8 @@ final class IndexWriter {
     /**
      * At open of a writable store, under the lock: rewrites from the journal the metadata blobs a
      * power cut emptied, and schedules a rewrite if a crash (or SIGKILL) came before the index
-     * caught up. A read-only store is read as it is; fsck reports what a power cut emptied.
+     * caught up and one is {@linkplain #due due}. A read-only store is read as it is; fsck reports
+     * what a power cut emptied.
      */
     @GuardedBy("store lock")
     void recoverAtOpen() throws IOException {
@@ -97,8 +111,14 @@ final class IndexWriter {
         }
     }
 
-    /** Asks the writer thread for a rewrite: at once if the last was a second ago, else a second after it. */
+    /**
+     * Asks the writer thread for a rewrite when one is {@linkplain #due due}: at once if the last
+     * was a second ago, else a second after it.
+     */
     void schedule() {
+        if (!due(snapshots.current())) {
+            return; // a later commit asks again; close writes what is behind
+        }
         synchronized (state) {
             if (scheduled || closed) {
                 return;
@@ -129,9 +149,10 @@ final class IndexWriter {
         cache(write(null));
     }
 
-    /** Images a commit dropped: their blobs go once index.json no longer names them. */
+    /** After each commit's frame: the images it dropped, whose blobs go once index.json no longer names them. */
     @GuardedBy("store lock")
     void dropped(List<StoredImage> images) {
+        committedHere = true;
         unswept.addAll(images);
     }
 
@@ -145,7 +166,11 @@ final class IndexWriter {
         journal.truncate(Journal.START);
     }
 
-    /** Stops the thread, then writes what is behind (a mount's unmount, a CLI call's end). */
+    /**
+     * Stops the thread, then writes what is behind: at a mount's unmount always; at a CLI call's
+     * end if it committed, or the store is small enough, or a rewrite is due (a call that only
+     * read a large store leaves the rewrite to the process that grows the journal).
+     */
     void close() throws IOException {
         ScheduledThreadPoolExecutor writer;
         synchronized (state) {
@@ -161,10 +186,27 @@ final class IndexWriter {
             Thread.currentThread().interrupt();
             return;
         }
-        if (journal.writable() && (snapshots.current().indexBehind()
+        Snapshot s = snapshots.current();
+        boolean mount = !options.mountRoots().isEmpty();
+        if (journal.writable() && (s.indexBehind() && (committedHere || mount || due(s))
                 || snapshots.write("close it", () -> !unswept.isEmpty() || sealStamp.isUnwritten()))) {
             syncIndex();
         }
+    }
+
+    /** Whether a background rewrite is due: always for a store of up to {@value #PROMPT_IMAGES} images. */
+    static boolean due(Snapshot s) {
+        return s.catalog().size() <= PROMPT_IMAGES || s.journalEnd() >= deferBytes(s);
+    }
+
+    /** How long a large store's journal grows before a rewrite: a quarter of index.json. */
+    private static long deferBytes(Snapshot s) {
+        return s.index() == null ? 0 : s.index().size() / INDEX_PER_JOURNAL;
+    }
+
+    /** Beyond this, the writer serializes under the lock rather than write bytes commits have passed. */
+    private static long compactBytes(Snapshot s) {
+        return Math.max(JOURNAL_COMPACT_BYTES, 2 * deferBytes(s));
     }
 
     private void writeInBackground() {
@@ -175,7 +217,7 @@ final class IndexWriter {
         try {
             metadata.syncQueued(); // the bulk of it without the lock, so commits go on meanwhile
             Snapshot s = snapshots.current();
-            Prepared prepared = s.indexBehind() && s.journalEnd() < JOURNAL_COMPACT_BYTES // else it is serialized under the lock
+            Prepared prepared = s.indexBehind() && s.journalEnd() < compactBytes(s) // else it is serialized under the lock
                     ? new Prepared(s, OciLayout.indexJson(s.catalog(), s.sequence())) : null;
             if (prepared != null) {
                 options.crashHook().accept(CrashPoint.INDEX_PREPARED);
@@ -215,7 +257,7 @@ final class IndexWriter {
             return new Prepared(s, prepared.index()); // nothing changed since
         }
         if (prepared != null && prepared.snapshot().sequence() > s.indexSequence()
-                && prepared.snapshot().sequence() < s.sequence() && s.journalEnd() < JOURNAL_COMPACT_BYTES) {
+                && prepared.snapshot().sequence() < s.sequence() && s.journalEnd() < compactBytes(s)) {
             return prepared;
         }
         return new Prepared(s, OciLayout.indexJson(s.catalog(), s.sequence()));

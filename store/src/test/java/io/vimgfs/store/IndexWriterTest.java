@@ -115,4 +115,37 @@ class IndexWriterTest {
             }
         }
     }
+
+    @Test
+    void aStoreOfMoreThanTenThousandImagesIsRewrittenOnlyOnceItsJournalReachesAQuarterOfTheIndex() throws Exception {
+        Snapshot.IndexVersion index = new Snapshot.IndexVersion("index", 0, 62_000_000);
+        Snapshot small = Snapshot.fromIndex(catalogOf(IndexWriter.PROMPT_IMAGES), index, 1, 1);
+        Snapshot large = Snapshot.fromIndex(catalogOf(IndexWriter.PROMPT_IMAGES + 1), index, 1, 1);
+        Catalog same = large.catalog();
+
+        assertTrue(IndexWriter.due(small.committed(small.catalog(), Journal.Version.ABSENT, 600, 2, 2)),
+                "up to 10,000 images, index.json follows within about a second");
+        assertFalse(IndexWriter.due(large.committed(same, Journal.Version.ABSENT, 15_499_999, 2, 2)));
+        assertTrue(IndexWriter.due(large.committed(same, Journal.Version.ABSENT, 15_500_000, 2, 2)));
+    }
+
+    private static Catalog catalogOf(int images) throws InvalidNameException {
+        List<StoredImage> stored = new java.util.ArrayList<>();
+        java.util.Map<ImageName, Digest> names = new java.util.HashMap<>();
+        for (int i = 0; i < images; i++) {
+            Digest digest = Digest.of(sha256("image " + i));
+            stored.add(new StoredImage(digest, 512, ImageFormat.RAW, 512, 0, java.util.Optional.empty(),
+                    java.time.Instant.EPOCH, digest, 300, digest));
+            names.put(ImageName.parse("scale:" + i), digest);
+        }
+        return Catalog.of(stored, names, List.of());
+    }
+
+    private static byte[] sha256(String text) {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256").digest(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
 }
