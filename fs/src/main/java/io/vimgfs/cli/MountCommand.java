@@ -1,9 +1,9 @@
 package io.vimgfs.cli;
 
-import io.vimgfs.store.StoreDirectory;
 import io.vimgfs.fs.MountRequest;
 import io.vimgfs.fs.Mounter;
 import io.vimgfs.fs.Mounts;
+import io.vimgfs.store.StoreDirectory;
 import io.vimgfs.store.StoreReadOnlyException;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -20,11 +20,11 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine;
 
 /**
  * {@code vimgfs [STORE] MOUNTPOINT [-o OPTS] [-f]}: mounts a store (SPEC §8). By default it starts

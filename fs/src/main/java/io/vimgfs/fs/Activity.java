@@ -1,8 +1,8 @@
 package io.vimgfs.fs;
 
-import io.vimgfs.store.StoreDirectory;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vimgfs.store.StoreDirectory;
 import io.vimgfs.store.registry.TransferProgress;
 import java.io.IOException;
 import java.nio.file.Files;
