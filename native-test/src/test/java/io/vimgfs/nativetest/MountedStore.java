@@ -103,16 +103,18 @@ final class MountedStore implements AutoCloseable {
         if (!isMounted()) {
             return;
         }
+        // Read while mounted: the daemon removes its record as it unmounts, before it closes the
+        // store (writing index.json and its cache), and a caller must not delete the store meanwhile.
+        long pid = daemonPid();
         Shell.Result result = Shell.run(Duration.ofSeconds(30), Map.of(), List.of("fusermount", "-u", mountpoint.toString()));
         if (result.exit() != 0) {
             Shell.run(Duration.ofSeconds(30), Map.of(), List.of("fusermount", "-u", "-z", mountpoint.toString()));
         }
-        waitForDaemonExit();
+        waitForDaemonExit(pid);
     }
 
     /** Wait until the daemon that served this mount is gone. */
-    private void waitForDaemonExit() {
-        long pid = daemonPid();
+    private void waitForDaemonExit(long pid) {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (pid > 0 && System.nanoTime() < deadline) {
             if (ProcessHandle.of(pid).map(p -> !p.isAlive()).orElse(true)) {
