@@ -2,11 +2,9 @@ package io.vimgfs.store;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.LongConsumer;
@@ -19,7 +17,6 @@ import java.util.function.LongConsumer;
  * is consumed: placed, or on any failure dropped, and in both cases closed.
  */
 final class Placement {
-    private static final int COPY_CHUNK = 1 << 20;
     static final int BATCH_COMMIT = 1000;
     static final String ADD = "add an image";
 
@@ -68,7 +65,7 @@ final class Placement {
     ImageInfo importStream(InputStream in, Reference reference, LongConsumer progress) throws IOException {
         Upload upload = store.beginUpload();
         try {
-            copyInto(upload, in, progress);
+            upload.copyFrom(in, progress);
             return place(upload, reference);
         } finally {
             upload.abandon();
@@ -118,27 +115,12 @@ final class Placement {
 
     private Admission.Staged stage(ImageStore.ImportItem item, Upload upload, LongConsumer progress) throws IOException {
         try (InputStream in = Files.newInputStream(item.file())) {
-            copyInto(upload, in, progress);
+            upload.copyFrom(in, progress);
             return admission.stage(upload, item.reference(), store.catalog());
         } catch (StoreException e) {
             throw e;
         } catch (IOException e) {
             throw new IOException(item.file() + ": " + e.getMessage(), e);
         }
-    }
-
-    private static void copyInto(Upload upload, InputStream in, LongConsumer progress) throws IOException {
-        byte[] chunk = new byte[COPY_CHUNK];
-        byte[] zeros = new byte[COPY_CHUNK];
-        long position = 0;
-        int n;
-        while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
-            if (Arrays.mismatch(chunk, 0, n, zeros, 0, n) >= 0) {
-                upload.write(ByteBuffer.wrap(chunk, 0, n), position);
-            }
-            position += n;
-            progress.accept(n);
-        }
-        upload.truncate(position);
     }
 }

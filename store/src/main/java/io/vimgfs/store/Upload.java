@@ -2,6 +2,7 @@ package io.vimgfs.store;
 
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -9,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Arrays;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
@@ -38,6 +40,9 @@ public final class Upload implements Closeable {
         thread.setDaemon(true);
         return thread;
     });
+
+    private static final int COPY_CHUNK = 1 << 20;
+    private static final byte[] ZEROS = new byte[COPY_CHUNK];
 
     private final Path file;
     private final FileChannel channel;
@@ -138,6 +143,25 @@ public final class Upload implements Closeable {
         }
         hasher.truncated(newSize);
         size = newSize;
+    }
+
+    /**
+     * Writes everything {@code in} holds from offset 0, leaving each 1 MiB run of zeros a hole
+     * (import, pull and URL downloads alike), and sets the length; returns the bytes copied.
+     */
+    public long copyFrom(InputStream in, LongConsumer progress) throws IOException {
+        byte[] chunk = new byte[COPY_CHUNK];
+        long position = 0;
+        int n;
+        while ((n = in.readNBytes(chunk, 0, chunk.length)) > 0) {
+            if (Arrays.mismatch(chunk, 0, n, ZEROS, 0, n) >= 0) {
+                write(ByteBuffer.wrap(chunk, 0, n), position);
+            }
+            position += n;
+            progress.accept(n);
+        }
+        truncate(position);
+        return position;
     }
 
     /** The file's length; never waits for a write or a seal in progress. */

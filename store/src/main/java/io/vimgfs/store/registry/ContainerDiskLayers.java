@@ -69,7 +69,7 @@ final class ContainerDiskLayers implements AutoCloseable {
             Upload upload = store.beginUpload();
             drop(name);
             disks.put(name, upload);
-            DiskWriter.copy(tar, upload);
+            upload.copyFrom(tar, n -> { });
         }
     }
 

@@ -116,7 +116,7 @@ public final class Puller {
             ResumableBody blob = client.openBlobCheckedByStore(source.repository(), layer, size, progress::advance,
                     display);
             try (blob) {
-                DiskWriter.copy(blob, upload);
+                upload.copyFrom(blob, n -> { });
                 blob.drain();
             }
             return store.placeArtifact(upload, manifest.bytes(), config, name);
@@ -147,7 +147,7 @@ public final class Puller {
             ResumableBody blob = client.openBlob(source.repository(), digest(layer, display), size,
                     progress::advance, display);
             try (blob) {
-                DiskWriter.copy(Decompression.byName(title, blob), upload);
+                upload.copyFrom(Decompression.byName(title, blob), n -> { });
                 blob.drain();
             }
             return store.place(upload, name);

@@ -46,7 +46,7 @@ public final class UrlDownload {
             ResumableBody body = new ResumableBody(offset -> open(url, offset, display), Optional.empty(), -1,
                     progress::advance, display, options);
             try (body) {
-                DiskWriter.copy(body, upload);
+                upload.copyFrom(body, n -> { });
             }
             return store.place(upload, name);
         } finally {
