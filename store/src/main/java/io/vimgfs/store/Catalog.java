@@ -149,6 +149,11 @@ final class Catalog {
         return Optional.ofNullable(images.get(digest));
     }
 
+    /** Whether {@code digest} is one of the images (their layers), not a manifest or config. */
+    boolean contains(Digest digest) {
+        return images.containsKey(digest);
+    }
+
     Optional<Digest> digestOf(ImageName name) {
         return Optional.ofNullable(names.get(name));
     }

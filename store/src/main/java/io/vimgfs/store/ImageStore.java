@@ -305,9 +305,9 @@ public final class ImageStore implements Closeable {
         return maintenance.sealBlobs();
     }
 
-    /** Which blobs some process on the host has open, and who: a scan of every {@code /proc/PID/fd}. */
+    /** Which images some process has open, and who (layers only: gc's own scan keeps any open blob). */
     public Map<Digest, List<ImageHolder>> openImages() throws IOException {
-        return OpenImages.of(files).scan();
+        return OpenImages.of(files).scan(catalog()::contains);
     }
 
     /** Every hold: those made with {@code hold add}, then the automatic overlay directories that exist. */

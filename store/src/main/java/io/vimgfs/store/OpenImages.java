@@ -14,6 +14,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Predicate;
 
 /**
  * Which blobs of one store some process has open, found as {@code fuser} does: by reading every
@@ -54,10 +55,15 @@ final class OpenImages {
 
     /** Every blob with an open descriptor, and the processes holding it; deleted blobs are gone already. */
     Map<Digest, List<ImageHolder>> scan() throws IOException {
+        return scan(digest -> true);
+    }
+
+    /** As {@link #scan()}, for the blobs {@code counted} accepts. */
+    Map<Digest, List<ImageHolder>> scan(Predicate<Digest> counted) throws IOException {
         Map<Digest, Set<Long>> pids = new HashMap<>();
         Map<Long, ImageHolder> byPid = new HashMap<>();
         for (ImageUse use : uses()) {
-            if (!use.deleted()) {
+            if (!use.deleted() && counted.test(use.digest())) {
                 pids.computeIfAbsent(use.digest(), d -> new LinkedHashSet<>()).add(use.pid());
                 byPid.putIfAbsent(use.pid(), new ImageHolder(use.pid(), use.command()));
             }

@@ -9,10 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -56,6 +58,19 @@ class OpenImagesTest {
         assertTrue(holders.stream().anyMatch(h -> h.command().contains("sleep 30")), holders::toString);
         assertTrue(holders.stream().anyMatch(h -> h.pid() == holder.pid()
                 || holder.descendants().anyMatch(d -> d.pid() == h.pid())), holders::toString);
+    }
+
+    @Test
+    void aManifestOrConfigOpenForItsFsyncIsNotAnImageInUse() throws Exception {
+        ImageInfo image = importAs("a.img", bytes("a", MIB), "a:1");
+        String metadata = StoreFiles.blobNames(root).stream().filter(hex -> !hex.equals(image.digest().hex()))
+                .findFirst().orElseThrow();
+        try (FileChannel fsyncing = FileChannel.open(blob(root, metadata))) { // as the index writer's fsync has it
+            assertEquals(Map.of(), store.openImages());
+
+            holdOpen(image.digest());
+            assertEquals(Set.of(image.digest()), store.openImages().keySet());
+        }
     }
 
     @Test
