@@ -58,6 +58,8 @@ public final class Upload implements Closeable {
     /** Set by {@link #seal}: the length and modification time the hashed file had. */
     @GuardedBy("this")
     private BasicFileAttributes sealedAs;
+    /** What {@link #seal} found; sealing again returns it. */
+    private Digest sealedDigest;
     /** Whether {@link #sync} ran: the sealed bytes are on disk. */
     @GuardedBy("this")
     private boolean synced;
@@ -180,9 +182,20 @@ public final class Upload implements Closeable {
      * given to stored content places no bytes).
      */
     synchronized Digest seal(LongConsumer progress) throws IOException {
-        requireNotSealed();
-        sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
-        return hasher.finish(channel, size, progress);
+        if (sealedDigest == null) {
+            sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
+            sealedDigest = hasher.finish(channel, size, progress);
+        }
+        return sealedDigest;
+    }
+
+    /**
+     * Freezes the file and returns its digest, as placing does first: a registry checks a pushed
+     * blob against the digest its client names before anything refers to it. Placing it later
+     * hashes nothing again.
+     */
+    public Digest seal() throws IOException {
+        return seal(n -> { });
     }
 
     /** Makes the sealed bytes durable (fsync), once; a later call costs nothing. */
