@@ -227,6 +227,61 @@ class ServeTest {
         assertTrue(badKey.err().contains("PKCS#8"), badKey.err());
     }
 
+    @Test
+    void dockerRegistryIsAPeerBothWaysAndUploadsStayWithinTheirBounds() throws Exception {
+        Path store = dir.resolve("store");
+        Path raw = Fixtures.small(dir, "raw.img", 2 << 20, 13);
+        Shell.vimgfs(store, "import", raw.toString(), "vm/raw:1").ok();
+        String served = serve(store, "--max-uploads", "2");
+        String registry = dockerRegistry();
+
+        // skopeo between vimgfs serve and docker-registry, both directions: the same digests.
+        Shell.run("skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                "docker://" + served + "/vm/raw:1", "docker://" + registry + "/peer/raw:1").ok();
+        String digest = get(served, "/v2/vm/raw/manifests/1").headers().firstValue("Docker-Content-Digest").orElseThrow();
+        assertEquals(digest, get(registry, "/v2/peer/raw/manifests/1", "Accept", MANIFEST_TYPE).headers().firstValue("Docker-Content-Digest").orElse(""));
+        Shell.run("skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                "docker://" + registry + "/peer/raw:1", "docker://" + served + "/back/raw:1").ok();
+        assertTrue(ls(store).contains("back/raw:1 " + Shell.sha256(raw)), ls(store));
+
+        // At most --max-uploads at once; a body larger than the disk is refused before a byte is written.
+        String first = send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]).headers().firstValue("Location").orElseThrow();
+        assertEquals(202, send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]).statusCode());
+        refused(send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]), 429, "TOOMANYREQUESTS");
+        assertEquals(204, send(served, "DELETE", first, null).statusCode());
+        String upload = send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]).headers().firstValue("Location").orElseThrow();
+        long free = Files.getFileStore(store).getUsableSpace();
+        Shell.Result huge = Shell.run("curl", "-s", "-X", "PATCH", "-H", "Content-Length: " + (free + (1L << 30)),
+                "--data-binary", "a few bytes", "-w", "\\n%{http_code}", "http://" + served + upload);
+        assertTrue(huge.out().strip().endsWith("413"), huge.out());
+        assertTrue(huge.out().contains("SIZE_INVALID"), huge.out());
+        try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
+            assertTrue(staged.allMatch(f -> f.toFile().length() == 0), "nothing of the refused body was written");
+        }
+        assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+    }
+
+    private String dockerRegistry() throws Exception {
+        int port;
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
+            port = socket.getLocalPort();
+        }
+        Path config = dir.resolve("registry.yml");
+        Files.writeString(config, "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: "
+                + dir.resolve("registry") + "\nhttp:\n  addr: 127.0.0.1:" + port + "\n  secret: vimgfs-test\n");
+        servers.add(new ProcessBuilder("docker-registry", "serve", config.toString()).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("registry.log").toFile()).start());
+        String host = "127.0.0.1:" + port;
+        Eventually.within(Duration.ofSeconds(30), "docker-registry answering", () -> {
+            try {
+                return get(host, "/v2/").statusCode() == 200;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        return host;
+    }
+
     /** Starts {@code vimgfs serve} on a port the kernel picks; returns 127.0.0.1:PORT once it listens. */
     private String serve(Path store, String... extra) throws Exception {
         List<String> command = new ArrayList<>(List.of(Shell.java(), "-jar", Shell.jar().toString(), "--store",
