@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -66,15 +67,25 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         RegistryServer.Options options = options();
         CountDownLatch stopped = new CountDownLatch(1);
+        CountDownLatch closed = new CountDownLatch(1);
+        // The JVM halts once its hooks return: this one waits until the server and the store are closed.
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopped.countDown();
+            try {
+                closed.await(15, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "vimgfs-serve-stop"));
         try (ImageStore store = main.openStore(); RegistryServer server = RegistryServer.start(store, options)) {
-            Thread hook = new Thread(stopped::countDown, "vimgfs-serve-stop");
-            Runtime.getRuntime().addShutdownHook(hook);
             String scheme = tlsCert != null ? "https" : "http";
             PrintWriter out = spec.commandLine().getOut();
             out.printf("vimgfs serve: %s://%s:%d/v2/ (store %s, %s)%n", scheme, hostText(options.listen()),
                     server.port(), store.root(), readOnly ? "read-only" : "pushes accepted");
             out.flush();
             stopped.await();
+        } finally {
+            closed.countDown();
         }
         return 0;
     }
