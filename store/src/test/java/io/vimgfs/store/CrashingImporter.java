@@ -15,6 +15,7 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  * crash STORE POINT import FILE NAME | crash STORE POINT untag NAME | crash STORE POINT gc
  * crash STORE POINT hold REF WHY | crash STORE POINT release REF | crash STORE POINT uses | crash STORE POINT seal
+ * crash STORE POINT keep REPO REF   keep a container image (not a disk) as vimgfs serve does
  * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
  * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
  * uses STORE             record a use of every image and write last-use.json, forever, printing "persisted I"
@@ -158,6 +159,7 @@ public final class CrashingImporter {
                     s.persistUses(true);
                 }
                 case "seal" -> s.sealBlobs();
+                case "keep" -> ForeignContentTest.ContainerImage.of("crash", null).keep(s, args[4], args[5]);
                 default -> throw new IllegalArgumentException(args[3]);
             }
         }
