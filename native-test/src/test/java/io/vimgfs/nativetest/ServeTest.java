@@ -298,6 +298,35 @@ class ServeTest {
         assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
     }
 
+    @Test
+    void aServerKilledRightAfterAnAcknowledgedPushOrMidUploadLosesNothingAndLeavesOnlyWhatGcRemoves() throws Exception {
+        Path source = dir.resolve("source");
+        Path store = dir.resolve("store");
+        Path raw = Fixtures.small(dir, "raw.img", 4 << 20, 17);
+        Shell.vimgfs(source, "import", raw.toString(), "vm/raw:1").ok();
+        String host = serve(store);
+        Shell.vimgfs(source, "push", "--tls-verify=false", "vm/raw:1", "docker://" + host + "/vm/raw:1").ok();
+        Process server = servers.get(servers.size() - 1);
+        server.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // SIGKILL, right after the 201
+
+        assertTrue(ls(store).contains("vm/raw:1 " + Shell.sha256(raw)), "an acknowledged push survives: " + ls(store));
+        assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+
+        String again = serve(store);
+        String upload = send(again, "POST", "/v2/vm/half/blobs/uploads/", new byte[0]).headers().firstValue("Location").orElseThrow();
+        assertEquals(202, send(again, "PATCH", upload, new byte[1 << 20]).statusCode());
+        servers.get(servers.size() - 1).destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
+            assertEquals(1, staged.count(), "the killed upload's staging file");
+        }
+        Shell.vimgfs(store, "gc").ok();
+        try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
+            assertEquals(0, staged.count(), "gc removed what the killed server left");
+        }
+        assertTrue(ls(store).contains("vm/raw:1 "), ls(store));
+        assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+    }
+
     private String dockerRegistry() throws Exception {
         int port;
         try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
