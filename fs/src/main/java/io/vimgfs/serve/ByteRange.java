@@ -53,7 +53,7 @@ record ByteRange(long first, long last) {
     }
 
     private static RegistryError unsatisfiable(String header, long size, String why) {
-        return new RegistryError(Code.RANGE_INVALID, "Range: " + header + " cannot be served: " + why)
+        return new RegistryError(Code.SIZE_INVALID, 416, "Range: " + header + " cannot be served: " + why)
                 .with("Content-Range", "bytes */" + size);
     }
 }

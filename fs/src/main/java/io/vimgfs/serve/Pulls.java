@@ -27,7 +27,9 @@ final class Pulls {
     }
 
     void manifest(Exchange exchange, String repository, String reference) throws Exception {
-        Routes.checkReference(reference);
+        if (Routes.isDigest(reference)) {
+            Routes.digest(reference); // a malformed digest is DIGEST_INVALID; a tag that cannot exist is simply unknown
+        }
         RegistryContent.Manifest manifest = content.manifest(repository, reference).orElseThrow(() ->
                 new RegistryError(Code.MANIFEST_UNKNOWN, "no manifest " + reference + " in " + repository));
         exchange.header("Docker-Content-Digest", manifest.digest().toString())
@@ -95,7 +97,7 @@ final class Pulls {
                 n = -1;
             }
             if (n < 0) {
-                throw new RegistryError(Code.PAGINATION_NUMBER_INVALID, "n=" + asked.get() + " is not a count");
+                throw new RegistryError(Code.UNSUPPORTED, 400, "n=" + asked.get() + " is not a count");
             }
         }
         Optional<String> last = exchange.query("last");

@@ -11,9 +11,12 @@ import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.Reference;
 import io.vimgfs.store.StoreDamagedException;
+import io.vimgfs.store.registry.ContainerDisks;
+import io.vimgfs.store.registry.RegistryException;
 import io.vimgfs.store.RegistryContent;
 import io.vimgfs.store.Upload;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.security.MessageDigest;
@@ -123,7 +126,7 @@ final class Pushes {
         } catch (IOException e) {
             throw new RegistryError(Code.MANIFEST_INVALID, "the manifest is not JSON: " + e.getMessage());
         }
-        String mediaType = manifest.path("mediaType").asText(exchange.header("Content-Type").orElse(""));
+        String mediaType = manifest.path("mediaType").asText(exchange.header("Content-Type").orElse("").split(";")[0].strip());
         if (!manifest.isObject() || manifest.path("schemaVersion").asInt() != 2 || !MANIFEST_TYPES.contains(mediaType)) {
             throw new RegistryError(Code.MANIFEST_INVALID, "not an OCI or Docker schema 2 manifest or index (mediaType "
                     + mediaType + ")");
@@ -159,6 +162,7 @@ final class Pushes {
             uploads.discard(config);
             return placed;
         } catch (ImageRejectedException e) {
+            uploads.discard(config);
             throw new RegistryError(Code.DENIED, "refused: " + e.getMessage());
         } catch (DigestMismatchException e) {
             throw new RegistryError(Code.MANIFEST_INVALID, "the manifest does not describe its layer truly: " + e.getMessage());
@@ -184,7 +188,8 @@ final class Pushes {
             uploads.finished(digest).ifPresent(f -> pushed.put(digest, f.upload()));
         }
         try {
-            Digest kept = content.keep(repository, reference, bytes, mediaType, pushed);
+            Optional<Digest> disk = Routes.isDigest(reference) ? Optional.empty() : containerDisk(repository, reference, manifest, pushed);
+            Digest kept = content.keep(repository, reference, bytes, mediaType, pushed, disk);
             for (Digest digest : pushed.keySet()) {
                 uploads.discard(digest); // installed: its staging file is now the blob
             }
@@ -193,6 +198,48 @@ final class Pushes {
             throw new RegistryError(Code.MANIFEST_BLOB_UNKNOWN, e.getMessage());
         } catch (StoreDamagedException e) {
             throw new RegistryError(Code.MANIFEST_INVALID, e.getMessage());
+        }
+    }
+
+    /**
+     * A KubeVirt containerDisk (filesystem layers holding one file under {@code disk/}) also gets
+     * its disk placed under the tag, probed and checked as {@code vimgfs pull} places one; an
+     * ordinary container image has no such file and is only kept.
+     */
+    private Optional<Digest> containerDisk(String repository, String tag, JsonNode manifest, Map<Digest, Upload> pushed)
+            throws Exception {
+        JsonNode layers = manifest.path("layers");
+        if (layers.size() == 0) {
+            return Optional.empty();
+        }
+        List<InputStream> streams = new ArrayList<>();
+        try {
+            for (JsonNode layer : layers) {
+                String type = layer.path("mediaType").asText();
+                if (!type.contains("tar") && !type.contains("rootfs.diff")) {
+                    return Optional.empty();
+                }
+                Digest digest = Routes.digest(layer.path("digest").asText());
+                Optional<RegistryContent.Blob> stored = content.blob(digest);
+                if (stored.isPresent()) {
+                    streams.add(Files.newInputStream(stored.get().file()));
+                } else if (pushed.containsKey(digest)) {
+                    streams.add(pushed.get(digest).inputStream());
+                } else {
+                    throw new RegistryError(Code.MANIFEST_BLOB_UNKNOWN, "the manifest's layer " + digest + " was not pushed");
+                }
+            }
+            return ContainerDisks.place(store, streams, new Reference(new ImageName(repository, tag), Optional.empty()),
+                    repository + ":" + tag).map(ImageInfo::digest);
+        } catch (ImageRejectedException | RegistryException e) {
+            for (Digest blob : pushed.keySet()) {
+                uploads.discard(blob); // a refused disk's blobs are garbage: they no longer count against the limits
+            }
+            throw new RegistryError(Code.DENIED, "refused: " + e.getMessage());
+        } finally {
+            for (InputStream stream : streams) {
+                stream.close();
+            }
         }
     }
 
@@ -268,13 +315,13 @@ final class Pushes {
         }
         Matcher m = CONTENT_RANGE.matcher(range.get().strip());
         if (!m.matches()) {
-            throw new RegistryError(Code.RANGE_INVALID, "Content-Range: " + range.get() + " is not FIRST-LAST");
+            throw new RegistryError(Code.BLOB_UPLOAD_INVALID, 416, "Content-Range: " + range.get() + " is not FIRST-LAST");
         }
         long first = Long.parseLong(m.group(1));
         long last = Long.parseLong(m.group(2));
         long length = exchange.contentLength();
         if (last < first || (length >= 0 && length != last - first + 1)) {
-            throw new RegistryError(Code.RANGE_INVALID, "Content-Range: " + range.get() + " does not match the "
+            throw new RegistryError(Code.BLOB_UPLOAD_INVALID, 416, "Content-Range: " + range.get() + " does not match the "
                     + length + " bytes sent");
         }
         return OptionalLong.of(first);

@@ -67,7 +67,7 @@ final class Routes {
 
     static String checkTag(String tag) throws RegistryError {
         if (!TAG.matcher(tag).matches()) {
-            throw new RegistryError(Code.TAG_INVALID, "tag " + tag + " is not [A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
+            throw new RegistryError(Code.MANIFEST_INVALID, "tag " + tag + " is not [A-Za-z0-9_][A-Za-z0-9._-]{0,127}");
         }
         return tag;
     }

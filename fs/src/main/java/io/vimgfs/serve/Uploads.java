@@ -101,7 +101,7 @@ final class Uploads implements AutoCloseable {
     long append(Session session, InputStream body, OptionalLong start, long length) throws IOException, RegistryError {
         synchronized (session) {
             if (start.isPresent() && start.getAsLong() != session.offset) {
-                throw new RegistryError(Code.RANGE_INVALID, "this chunk starts at " + start.getAsLong()
+                throw new RegistryError(Code.BLOB_UPLOAD_INVALID, 416, "this chunk starts at " + start.getAsLong()
                         + " but the upload has " + session.offset + " bytes: send chunks in order");
             }
             if (length > 0) {

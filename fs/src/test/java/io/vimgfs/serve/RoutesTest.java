@@ -34,8 +34,8 @@ class RoutesTest {
             RegistryError e = assertThrows(RegistryError.class, () -> Routes.match(path), path);
             assertEquals(RegistryError.Code.NAME_INVALID, e.code, path);
         }
-        assertEquals(RegistryError.Code.TAG_INVALID, assertThrows(RegistryError.class, () -> Routes.checkReference(".hidden")).code);
-        assertEquals(RegistryError.Code.TAG_INVALID, assertThrows(RegistryError.class,
+        assertEquals(RegistryError.Code.MANIFEST_INVALID, assertThrows(RegistryError.class, () -> Routes.checkReference(".hidden")).code);
+        assertEquals(RegistryError.Code.MANIFEST_INVALID, assertThrows(RegistryError.class,
                 () -> Routes.checkReference("t".repeat(129))).code);
         for (String digest : new String[] {"sha256:abc", "sha512:" + "0".repeat(128), "sha256:" + "A".repeat(64), "md5:00"}) {
             assertEquals(RegistryError.Code.DIGEST_INVALID, assertThrows(RegistryError.class, () -> Routes.digest(digest)).code, digest);

@@ -111,7 +111,9 @@ class ServeTest {
         refused(get(hostA, "/v2/" + "a".repeat(300) + "/tags/list"), 400, "NAME_INVALID");
         assertEquals(400, get(hostA, "/v2/vm%2F..%2F..%2Fetc/tags/list").statusCode());
         refused(get(hostA, "/v2/nothing/here/tags/list"), 404, "NAME_UNKNOWN");
-        refused(get(hostA, "/v2/vm/disk/tags/list?n=-1"), 400, "PAGINATION_NUMBER_INVALID");
+        refused(get(hostA, "/v2/vm/disk/tags/list?n=-1"), 400, "UNSUPPORTED");
+        refused(get(hostA, "/v2/vm/disk/manifests/.INVALID_MANIFEST_NAME"), 404, "MANIFEST_UNKNOWN");
+        assertEquals(404, send(hostA, "HEAD", "/v2/vm/disk/manifests/.INVALID_MANIFEST_NAME", null).statusCode());
         JsonNode referrers = json(get(hostA, "/v2/vm/disk/referrers/" + manifestDigest));
         assertEquals("application/vnd.oci.image.index.v1+json", referrers.path("mediaType").asText());
         assertEquals(0, referrers.path("manifests").size());
@@ -148,7 +150,7 @@ class ServeTest {
         assertEquals(202, chunk.statusCode());
         assertEquals("0-6", chunk.headers().firstValue("Range").orElse(""));
         assertEquals("0-6", send(hostB, "GET", location, null).headers().firstValue("Range").orElse(""));
-        refused(send(hostB, "PATCH", location, Arrays.copyOfRange(blob, 9, 12), "Content-Range", "9-11"), 416, "RANGE_INVALID");
+        refused(send(hostB, "PATCH", location, Arrays.copyOfRange(blob, 9, 12), "Content-Range", "9-11"), 416, "BLOB_UPLOAD_INVALID");
         HttpResponse<byte[]> done = send(hostB, "PUT", location + "?digest=sha256:" + sha256(blob),
                 Arrays.copyOfRange(blob, 7, blob.length), "Content-Range", "7-" + (blob.length - 1));
         assertEquals(201, done.statusCode());
@@ -281,6 +283,25 @@ class ServeTest {
                 "docker://" + registry + "/peer/raw:1", "docker://" + served + "/back/raw:1").ok();
         assertTrue(ls(store).contains("back/raw:1 " + Shell.sha256(raw)), ls(store));
 
+        // A containerDisk pushed with skopeo is kept byte for byte and its disk named in the store;
+        // a hostile one refuses the whole push.
+        Path disk = Fixtures.randomQcow2(8);
+        Path layout = containerDiskLayout("cd", disk);
+        Shell.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + layout + ":cd",
+                "docker://" + served + "/containerdisks/fedora:40").ok();
+        assertTrue(ls(store).contains("containerdisks/fedora:40 " + Shell.sha256(disk)), ls(store));
+        String pushedManifest = "sha256:" + JSON.readTree(layout.resolve("index.json").toFile()).path("manifests").get(0)
+                .path("digest").asText().substring(7);
+        assertEquals(pushedManifest, get(served, "/v2/containerdisks/fedora/manifests/40").headers()
+                .firstValue("Docker-Content-Digest").orElse(""), "the registry serves the containerDisk, not its disk's artifact");
+        Path hostile = dir.resolve("hostile.qcow2");
+        Shell.run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", "-u", hostile.toString(), "1M").ok();
+        Shell.Result refusedPush = Shell.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                "oci:" + containerDiskLayout("evil", hostile) + ":cd", "docker://" + served + "/evil/disk:1");
+        assertTrue(refusedPush.exit() != 0 && refusedPush.err().contains("/etc/shadow"), refusedPush.err());
+        assertFalse(ls(store).contains("evil"), ls(store));
+        refused(get(served, "/v2/evil/disk/manifests/1"), 404, "MANIFEST_UNKNOWN");
+
         // At most --max-uploads at once; a body larger than the disk is refused before a byte is written.
         String first = send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]).headers().firstValue("Location").orElseThrow();
         assertEquals(202, send(served, "POST", "/v2/b/x/blobs/uploads/", new byte[0]).statusCode());
@@ -325,6 +346,33 @@ class ServeTest {
         }
         assertTrue(ls(store).contains("vm/raw:1 "), ls(store));
         assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+    }
+
+    /** An OCI layout holding one KubeVirt containerDisk (a gzip tar layer with disk/disk.img), tagged "cd". */
+    private Path containerDiskLayout(String name, Path disk) throws Exception {
+        Path tree = Files.createDirectories(dir.resolve(name + "-tree/disk"));
+        Files.copy(disk, tree.resolve("disk.img"));
+        Path tar = dir.resolve(name + ".tar");
+        Shell.run("tar", "-cf", tar.toString(), "--owner=107", "--group=107", "-C", tree.getParent().toString(), "disk").ok();
+        String diffId = "sha256:" + Shell.sha256(tar);
+        Shell.run("gzip", "-n", tar.toString()).ok();
+        byte[] layer = Files.readAllBytes(dir.resolve(name + ".tar.gz"));
+        byte[] config = JSON.writeValueAsBytes(JSON.createObjectNode().put("architecture", "amd64").put("os", "linux")
+                .set("rootfs", JSON.createObjectNode().put("type", "layers").set("diff_ids", JSON.createArrayNode().add(diffId))));
+        ObjectNode manifest = JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", MANIFEST_TYPE);
+        manifest.set("config", descriptor("application/vnd.oci.image.config.v1+json", config));
+        manifest.putArray("layers").add(descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer));
+        byte[] manifestBytes = JSON.writeValueAsBytes(manifest);
+        Path layout = Files.createDirectories(dir.resolve(name + "-layout/blobs/sha256")).getParent().getParent();
+        for (byte[] blob : List.of(layer, config, manifestBytes)) {
+            Files.write(layout.resolve("blobs/sha256").resolve(sha256(blob)), blob);
+        }
+        Files.writeString(layout.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+        ObjectNode index = JSON.createObjectNode().put("schemaVersion", 2);
+        index.putArray("manifests").add(descriptor(MANIFEST_TYPE, manifestBytes)
+                .set("annotations", JSON.createObjectNode().put("org.opencontainers.image.ref.name", "cd")));
+        Files.write(layout.resolve("index.json"), JSON.writeValueAsBytes(index));
+        return layout;
     }
 
     private String dockerRegistry() throws Exception {

@@ -88,7 +88,7 @@ final class Admission {
             changes.add(new Change.AddImage(image));
         }
         ForeignKey foreign = new ForeignKey(name.repository(), name.tag());
-        if (catalog.foreign(foreign).isPresent()) {
+        if (catalog.foreign(foreign).filter(d -> !ForeignKey.diskOf(d).equals(Optional.of(image.layer()))).isPresent()) {
             changes.add(new Change.RemoveForeign(foreign)); // the tag named pushed OCI content: now it names the disk
         }
         changes.add(new Change.SetName(name, image.layer()));

@@ -31,10 +31,12 @@ final class ForeignContent {
      * Names a manifest (or index) in a repository under a tag, or under its own digest when
      * {@code reference} is one. Every blob it references must be stored or among {@code pushed}
      * (sealed uploads, installed here and consumed by the caller's close); every manifest an index
-     * lists must be stored. A tag that named a disk image names this instead.
+     * lists must be stored. A tag that named a disk image names this instead, unless it is
+     * {@code disk}, the image just placed from this content (a containerDisk): then the tag names
+     * both, the content for registry clients and the disk in the mount.
      */
-    Digest push(String repository, String reference, byte[] manifest, String mediaType, Map<Digest, Upload> pushed)
-            throws IOException {
+    Digest push(String repository, String reference, byte[] manifest, String mediaType, Map<Digest, Upload> pushed,
+            Optional<Digest> disk) throws IOException {
         Digest digest = Digest.of(BlobFiles.sha256(manifest));
         OciLayout.ManifestRefs refs = OciLayout.references(digest, manifest);
         for (Upload upload : pushed.values()) {
@@ -48,6 +50,7 @@ final class ForeignContent {
             descriptor.put("artifactType", artifactType); // vimgfs's own type marks our images in index.json
         }
         key.annotate(descriptor);
+        disk.ifPresent(d -> descriptor.with("annotations").put(ForeignKey.DISK, d.toString()));
         commits.change("keep OCI content", (catalog, batch) -> {
             List<Digest> blobs = new ArrayList<>(refs.layers());
             refs.config().ifPresent(blobs::add);
@@ -70,7 +73,8 @@ final class ForeignContent {
             List<Change> changes = new ArrayList<>();
             if (key.isTag()) {
                 ImageName name = new ImageName(repository, reference);
-                if (catalog.digestOf(name).isPresent()) {
+                Optional<Digest> named = catalog.digestOf(name);
+                if (named.isPresent() && !named.equals(disk)) {
                     changes.add(new Change.RemoveName(name));
                 }
             }

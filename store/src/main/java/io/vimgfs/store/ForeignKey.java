@@ -13,6 +13,18 @@ import java.util.Optional;
  */
 record ForeignKey(String repository, String reference) {
     static final String REPOSITORY = "io.vimgfs.repository";
+    /** On a containerDisk kept under a tag: the disk image placed from it under the same name. */
+    static final String DISK = "io.vimgfs.disk";
+
+    /** The disk image a descriptor says was placed from it under its name, if any. */
+    static Optional<Digest> diskOf(JsonNode descriptor) {
+        try {
+            String disk = descriptor.path("annotations").path(DISK).asText("");
+            return disk.isEmpty() ? Optional.empty() : Optional.of(Digest.parse(disk));
+        } catch (InvalidNameException e) {
+            return Optional.empty();
+        }
+    }
 
     boolean isTag() {
         return !reference.startsWith(Digest.ALGORITHM + ":");

@@ -160,7 +160,9 @@ public final class RegistryContent {
             }
             Descriptor descriptor = new Descriptor(digest.get(), foreign.path("mediaType").asText());
             Repository in = repository(repositories, key.get().repository());
-            if (key.get().isTag()) {
+            if (key.get().isTag() && ForeignKey.diskOf(foreign).isPresent()) {
+                in.tags().put(key.get().reference(), descriptor); // a containerDisk: its own manifest, not its disk's
+            } else if (key.get().isTag()) {
                 in.tags().putIfAbsent(key.get().reference(), descriptor);
             } else {
                 in.untagged().put(digest.get(), descriptor);
@@ -181,7 +183,13 @@ public final class RegistryContent {
      */
     public Digest keep(String repository, String reference, byte[] manifest, String mediaType, Map<Digest, Upload> pushed)
             throws IOException {
-        return store.foreign().push(repository, reference, manifest, mediaType, pushed);
+        return keep(repository, reference, manifest, mediaType, pushed, Optional.empty());
+    }
+
+    /** As {@link #keep}, for a containerDisk whose disk was placed under the same tag first ({@code disk}). */
+    public Digest keep(String repository, String reference, byte[] manifest, String mediaType, Map<Digest, Upload> pushed,
+            Optional<Digest> disk) throws IOException {
+        return store.foreign().push(repository, reference, manifest, mediaType, pushed, disk);
     }
 
     /**

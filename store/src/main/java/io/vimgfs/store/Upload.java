@@ -135,6 +135,28 @@ public final class Upload implements Closeable {
         return channel.read(into, offset);
     }
 
+    /** What was written so far, as a stream from the start (positional reads: the upload's writer is not disturbed). */
+    public InputStream inputStream() {
+        return new InputStream() {
+            private long position;
+
+            @Override
+            public int read() throws IOException {
+                byte[] one = new byte[1];
+                return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+            }
+
+            @Override
+            public int read(byte[] into, int offset, int length) throws IOException {
+                int n = Upload.this.read(ByteBuffer.wrap(into, offset, length), position);
+                if (n > 0) {
+                    position += n;
+                }
+                return n;
+            }
+        };
+    }
+
     public synchronized void truncate(long newSize) throws IOException {
         requireNotSealed();
         if (newSize < size) {

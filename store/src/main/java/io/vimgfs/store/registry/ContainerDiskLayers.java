@@ -73,6 +73,11 @@ final class ContainerDiskLayers implements AutoCloseable {
         }
     }
 
+    /** Whether no file under {@code disk/} is left: an ordinary container image. */
+    boolean isEmpty() {
+        return disks.isEmpty();
+    }
+
     /** The one disk file, or a refusal that says what the image holds instead. */
     Upload theDisk() throws RegistryException {
         if (disks.isEmpty()) {
