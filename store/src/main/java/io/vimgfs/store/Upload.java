@@ -88,6 +88,38 @@ public final class Upload implements Closeable {
     }
 
     /**
+     * Opens (or creates) a staging file that outlives its writer, a resumable download's, and
+     * locks it; the bytes already there are kept. Its hash is computed from the file when it is
+     * sealed, since those bytes were never seen here. Fails when another writer holds it.
+     */
+    static Upload resume(Path file) throws IOException {
+        if (!OPEN_HERE.add(file)) {
+            throw new IOException("another pull in this process is writing " + file.getFileName());
+        }
+        try {
+            FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE), StorePermissions.privateFile());
+            try {
+                FileLock lock = channel.tryLock();
+                if (lock == null) {
+                    throw new IOException("another process is pulling the same blob into " + file.getFileName()
+                            + "; wait for it to finish or stop it");
+                }
+                Upload upload = new Upload(file, channel, lock);
+                upload.size = channel.size();
+                upload.hasher.truncated(-1);
+                return upload;
+            } catch (IOException | RuntimeException e) {
+                channel.close();
+                throw e;
+            }
+        } catch (IOException | RuntimeException e) {
+            OPEN_HERE.remove(file);
+            throw e;
+        }
+    }
+
+    /**
      * Whether an upload of this JVM has the file open. Garbage collection must ask this before it
      * opens the file: closing any descriptor of a file drops the process's POSIX lock on it, and
      * with it the upload's claim against gc in other processes.
@@ -126,6 +158,11 @@ public final class Upload implements Closeable {
                 writingBack.set(false);
             }
         });
+    }
+
+    /** Makes every byte written so far durable ({@code fdatasync}), for a writer that records its progress. */
+    public void force() throws IOException {
+        channel.force(false);
     }
 
     /** Reads what was written so far (a writer may read back its own file). */
