@@ -55,7 +55,7 @@ final class FakeRegistry implements AutoCloseable {
     private final Map<String, byte[]> blobs = new ConcurrentHashMap<>();
     private final Map<String, Manifest> manifests = new ConcurrentHashMap<>();
     private final List<BlobRequest> blobRequests = new CopyOnWriteArrayList<>();
-    private final AtomicLong blobBytesSent = new AtomicLong();
+    private final Map<String, AtomicLong> bytesSent = new ConcurrentHashMap<>();
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicInteger mostInFlight = new AtomicInteger();
     private final AtomicInteger tokensIssued = new AtomicInteger();
@@ -134,8 +134,10 @@ final class FakeRegistry implements AutoCloseable {
         return List.copyOf(blobRequests);
     }
 
-    long blobBytesSent() {
-        return blobBytesSent.get();
+    /** The bytes of blob {@code digest} sent since the start or the last {@link #resetCounts}. */
+    long bytesSent(String digest) {
+        AtomicLong sent = bytesSent.get(digest);
+        return sent == null ? 0 : sent.get();
     }
 
     int mostInFlight() {
@@ -148,7 +150,7 @@ final class FakeRegistry implements AutoCloseable {
 
     void resetCounts() {
         blobRequests.clear();
-        blobBytesSent.set(0);
+        bytesSent.clear();
         mostInFlight.set(0);
     }
 
@@ -238,7 +240,7 @@ final class FakeRegistry implements AutoCloseable {
             Optional<String> range = header(exchange, "Range");
             Matcher asked = RANGE.matcher(range.orElse(""));
             if (range.isEmpty() || ignoreRange || !asked.matches()) {
-                sendBlob(exchange, 200, content, 0, content.length);
+                sendBlob(exchange, digest, 200, content, 0, content.length);
                 return;
             }
             long first = Long.parseLong(asked.group(1));
@@ -246,19 +248,20 @@ final class FakeRegistry implements AutoCloseable {
                     content.length - 1);
             long said = wrongContentRange ? first + 1 : first;
             exchange.getResponseHeaders().add("Content-Range", "bytes " + said + "-" + last + "/" + content.length);
-            sendBlob(exchange, 206, content, (int) first, (int) (last - first + 1));
+            sendBlob(exchange, digest, 206, content, (int) first, (int) (last - first + 1));
         } finally {
             inFlight.decrementAndGet();
         }
     }
 
-    private void sendBlob(HttpExchange exchange, int status, byte[] content, int offset, int length) throws IOException {
+    private void sendBlob(HttpExchange exchange, String digest, int status, byte[] content, int offset, int length)
+            throws IOException {
         byte[] part = java.util.Arrays.copyOfRange(content, offset, offset + length);
         if (flipByteAt >= offset && flipByteAt < offset + length) {
             part[(int) (flipByteAt - offset)] ^= 0x01;
         }
         send(exchange, status, part);
-        blobBytesSent.addAndGet(length);
+        bytesSent.computeIfAbsent(digest, d -> new AtomicLong()).addAndGet(length);
     }
 
     private void pause() {
