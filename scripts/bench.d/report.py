@@ -22,10 +22,10 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo", "stream")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
-REFS = ("native", "bindfs", "skopeo")
-NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics="}
+REFS = ("native", "bindfs", "skopeo", "stream")
+NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics=", "stream": "vimgfs one stream"}
 SHORT = {"fuse": "data=fuse", "metrics": "with metrics"}  # in ratio headers and target texts
 
 
