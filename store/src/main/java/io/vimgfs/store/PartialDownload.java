@@ -8,10 +8,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.Set;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
 /**
@@ -19,13 +21,16 @@ import java.util.function.Consumer;
  * ({@code .vimgfs/staging/sha256-<hex>.download}, an {@link Upload} that a run locks) and the
  * range map beside it ({@code sha256-<hex>.ranges}: a header, then one byte per range, 1 once the
  * range is durable). Both are named by the blob's digest, so the same pull run again finds them
- * and fetches only the ranges the map lacks.
+ * and fetches only the ranges the map lacks. The file is hashed in order while the download goes
+ * on: whenever the ranges from the start up to some point are all done, they are read back and
+ * hashed, so once the last range is in the digest is (nearly) ready and placing need not read the
+ * whole file again.
  *
  * <p>Completing a range passes, in order: the range's bytes written ({@link CrashPoint#RANGE_WRITTEN}),
  * the staging file fsynced ({@link CrashPoint#RANGE_SYNCED}), its byte in the map written and the map
  * fsynced ({@link CrashPoint#RANGE_RECORDED}). The map is therefore trusted without re-reading: a
  * range it records had its bytes on disk first. A crash anywhere costs at most the ranges in flight.
- * The bytes are still checked against the digest, in one pass, when the upload is placed.
+ * The bytes are still checked against the digest when the upload is placed.
  *
  * <p>Garbage collection keeps a download whose staging file a run has locked, and one nobody has
  * locked for {@link #ABANDONED_AFTER} after its last write (so a killed pull can be run again);
@@ -50,6 +55,12 @@ public final class PartialDownload implements Closeable {
     private final Consumer<CrashPoint> crashHook;
     @GuardedBy("this")
     private final BitSet done;
+    /** Held while the ranges before {@link #hashed} are read back into {@link #inOrder}. */
+    private final ReentrantLock hashing = new ReentrantLock();
+    @GuardedBy("hashing")
+    private final MessageDigest inOrder = BlobFiles.newSha256();
+    /** The first range not yet hashed in order. */
+    private volatile int hashed;
 
     private PartialDownload(Upload upload, Path rangesFile, FileChannel ranges, long size, long rangeBytes,
             BitSet done, Consumer<CrashPoint> crashHook) {
@@ -184,6 +195,65 @@ public final class PartialDownload implements Closeable {
             done.set(range);
         }
         crashHook.accept(CrashPoint.RANGE_RECORDED);
+        hashInOrder();
+    }
+
+    /**
+     * Hashes the done ranges from {@link #hashed} on, as far as they go without a gap. One
+     * thread at a time: a thread that finds another hashing leaves the rest to it, which looks
+     * again before it stops.
+     */
+    private void hashInOrder() throws IOException {
+        do {
+            if (!hashing.tryLock()) {
+                return;
+            }
+            try {
+                ByteBuffer buffer = ByteBuffer.allocateDirect(ZERO_RUN);
+                while (hashed < count && isDone(hashed)) {
+                    hashRange(hashed, buffer);
+                    hashed++;
+                }
+            } finally {
+                hashing.unlock();
+            }
+        } while (hashed < count && isDone(hashed));
+    }
+
+    @GuardedBy("hashing")
+    private void hashRange(int range, ByteBuffer buffer) throws IOException {
+        long position = start(range);
+        long end = position + length(range);
+        while (position < end) {
+            buffer.clear().limit((int) Math.min(buffer.capacity(), end - position));
+            int n = upload.read(buffer, position);
+            if (n < 0) {
+                throw new IOException("the staging file ended at " + position + " of " + size + " bytes");
+            }
+            inOrder.update(buffer.flip());
+            position += n;
+        }
+    }
+
+    /**
+     * The staging file once every range is done, carrying the digest hashed in order (the ranges
+     * an earlier run fetched are read back now), for placing it as any upload.
+     */
+    public Upload completed() throws IOException {
+        if (bytesDone() != size) {
+            throw new IllegalStateException("a download with ranges missing cannot be placed");
+        }
+        hashInOrder();
+        hashing.lock();
+        try {
+            if (hashed != count) {
+                throw new IllegalStateException("ranges done but not hashed: " + hashed + " of " + count);
+            }
+            upload.hashedByWriter(Digest.of(inOrder.digest()));
+        } finally {
+            hashing.unlock();
+        }
+        return upload;
     }
 
     /**

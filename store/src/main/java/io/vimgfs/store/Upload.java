@@ -58,6 +58,9 @@ public final class Upload implements Closeable {
     /** Set by {@link #seal}: the length and modification time the hashed file had. */
     @GuardedBy("this")
     private BasicFileAttributes sealedAs;
+    /** Set by {@link #hashedByWriter}: the file's digest, so the seal need not read it again. */
+    @GuardedBy("this")
+    private Digest hashedByWriter;
     /** Whether {@link #sync} ran: the sealed bytes are on disk. */
     @GuardedBy("this")
     private boolean synced;
@@ -131,6 +134,7 @@ public final class Upload implements Closeable {
     /** Writes all of {@code data} at {@code offset}; returns the bytes written. */
     public synchronized int write(ByteBuffer data, long offset) throws IOException {
         requireNotSealed();
+        hashedByWriter = null;
         ByteBuffer forHash = data.duplicate();
         int total = 0;
         while (data.hasRemaining()) {
@@ -172,6 +176,7 @@ public final class Upload implements Closeable {
 
     public synchronized void truncate(long newSize) throws IOException {
         requireNotSealed();
+        hashedByWriter = null;
         if (newSize < size) {
             channel.truncate(newSize);
         } else if (newSize > size) {
@@ -219,7 +224,20 @@ public final class Upload implements Closeable {
     synchronized Digest seal(LongConsumer progress) throws IOException {
         requireNotSealed();
         sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
+        if (hashedByWriter != null) {
+            hasher.stop();
+            return hashedByWriter;
+        }
         return hasher.finish(channel, size, progress);
+    }
+
+    /**
+     * The digest of the file as it is now, which its writer computed by reading it back after
+     * the last write ({@link PartialDownload}, hashing ranges in order as they complete); the
+     * seal uses it instead of hashing the file again. Any later write or truncation drops it.
+     */
+    synchronized void hashedByWriter(Digest digest) {
+        hashedByWriter = digest;
     }
 
     /** Makes the sealed bytes durable (fsync), once; a later call costs nothing. */

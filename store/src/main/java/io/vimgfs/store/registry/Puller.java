@@ -166,6 +166,7 @@ public final class Puller {
     private ImageInfo pullRanged(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
             byte[] config, Digest layer, long size, Reference name, String display) throws IOException {
         PartialDownload partial = store.resumeDownload(layer, size, ranges.rangeBytes());
+        Upload whole;
         try {
             LongConsumer advance = progressOf(partial);
             RangedDownload.Outcome outcome = new RangedDownload(client, source.repository(), layer, partial, options,
@@ -175,13 +176,16 @@ public final class Puller {
                         + "one stream instead, which cannot resume if it is interrupted");
                 partial.restartWhole();
                 stream(client, source.repository(), layer, size, partial.upload(), display);
+                whole = partial.upload();
+            } else {
+                whole = partial.completed();
             }
         } catch (IOException | RuntimeException | Error e) {
             partial.close(); // kept for a rerun to resume
             throw e;
         }
         try {
-            return placeArtifact(partial.upload(), manifest, config, layer, name, display);
+            return placeArtifact(whole, manifest, config, layer, name, display);
         } finally {
             partial.discard(); // placed, or its bytes were refused: a rerun starts afresh either way
         }
