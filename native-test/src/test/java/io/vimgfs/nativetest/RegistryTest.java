@@ -136,7 +136,8 @@ class RegistryTest {
      * A 200 MiB vimgfs image comes in concurrent 16 MiB ranges. {@code kill -9} of the pull in the
      * middle, then the same pull again: it finishes, fetches little more than the ranges the range
      * map lacked (counted by a throttling proxy in front of docker-registry), fsck is clean and
-     * nothing is left in staging.
+     * nothing is left in staging. A gc while the pull runs, and one after the kill, keep the
+     * partial download.
      */
     @Test
     void aPullKilledMidDownloadResumesWhereItStopped() throws Exception {
@@ -149,13 +150,17 @@ class RegistryTest {
             Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "big:1", "docker://" + registry + "/vm/big:1").ok();
             Path store = dir.resolve("store");
             Path map = store.resolve(".vimgfs/staging/sha256-" + hex + ".ranges");
-            try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 8L << 20)) {
+            try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 6L << 20)) {
                 String through = "docker://127.0.0.1:" + proxy.port() + "/vm/big:1";
                 Process pull = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", store.toString(), "pull",
                         "--tls-verify=false", through, "big:1");
                 Eventually.within(Duration.ofSeconds(90), "three ranges are recorded", () -> !pull.isAlive() || recorded(map) >= 3);
+                Shell.vimgfs(store, "gc").ok();
+                assertTrue(Files.exists(map) && recorded(map) >= 3, "gc kept the running pull's range map");
                 assertTrue(pull.isAlive(), "the pull finished before it could be killed");
                 pull.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // SIGKILL
+                Shell.vimgfs(store, "gc").ok();
+                assertTrue(Files.exists(map), "gc keeps a killed pull's partial download for a rerun");
                 long firstRun = proxy.bytesSent();
                 int ranges = recorded(map);
                 assertTrue(firstRun < 200 * Fixtures.MIB, "killed part-way: " + firstRun + " bytes");
