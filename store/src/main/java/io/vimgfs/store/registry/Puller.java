@@ -73,10 +73,6 @@ public final class Puller {
         }
     }
 
-    public Puller(ImageStore store, RegistryClient.Options options, CredentialLookup credentials, TransferProgress progress) {
-        this(store, options, credentials, progress, Ranges.defaults());
-    }
-
     public Puller(ImageStore store, RegistryClient.Options options, CredentialLookup credentials, TransferProgress progress,
             Ranges ranges) {
         this.store = store;
