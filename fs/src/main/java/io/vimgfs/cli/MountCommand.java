@@ -16,10 +16,12 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -35,7 +37,10 @@ import picocli.CommandLine;
         description = {"Mount a store. Also what 'vimgfs MOUNTPOINT' and 'vimgfs STORE MOUNTPOINT' run,",
             "and what mount -t fuse.vimgfs STORE MOUNTPOINT and /etc/fstab call."})
 final class MountCommand implements Callable<Integer> {
-    private static final Set<String> VERBS = Set.of("mount", "ls", "import", "tag", "rm", "gc", "fsck", "inspect", "pull", "push", "status", "hold", "prune", "help");
+    /** Main's subcommands by name: an argument that is one of them is a verb, not a mountpoint. */
+    private static final Set<String> VERBS = Arrays.stream(Main.class.getAnnotation(Command.class).subcommands())
+            .map(verb -> verb.getAnnotation(Command.class).name())
+            .collect(Collectors.toUnmodifiableSet());
     private static final long MOUNT_TIMEOUT_SECONDS = 60;
     /**
      * A long-lived daemon on a small host: the serial collector on a capped heap that gives memory

@@ -61,6 +61,8 @@ public final class Upload implements Closeable {
     /** Set by {@link #hashedByWriter}: the file's digest, so the seal need not read it again. */
     @GuardedBy("this")
     private Digest hashedByWriter;
+    /** What {@link #seal} found; sealing again returns it. */
+    private Digest sealedDigest;
     /** Whether {@link #sync} ran: the sealed bytes are on disk. */
     @GuardedBy("this")
     private boolean synced;
@@ -222,13 +224,25 @@ public final class Upload implements Closeable {
      * given to stored content places no bytes).
      */
     synchronized Digest seal(LongConsumer progress) throws IOException {
-        requireNotSealed();
-        sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
-        if (hashedByWriter != null) {
-            hasher.stop();
-            return hashedByWriter;
+        if (sealedDigest == null) {
+            sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
+            if (hashedByWriter != null) {
+                hasher.stop();
+                sealedDigest = hashedByWriter;
+            } else {
+                sealedDigest = hasher.finish(channel, size, progress);
+            }
         }
-        return hasher.finish(channel, size, progress);
+        return sealedDigest;
+    }
+
+    /**
+     * Freezes the file and returns its digest, as placing does first: a registry checks a pushed
+     * blob against the digest its client names before anything refers to it. Placing it later
+     * hashes nothing again.
+     */
+    public Digest seal() throws IOException {
+        return seal(n -> { });
     }
 
     /**
