@@ -59,6 +59,8 @@ public final class PartialDownload implements Closeable {
     private final ReentrantLock hashing = new ReentrantLock();
     @GuardedBy("hashing")
     private final MessageDigest inOrder = BlobFiles.newSha256();
+    @GuardedBy("hashing")
+    private ByteBuffer readBack;
     /** The first range not yet hashed in order. */
     private volatile int hashed;
 
@@ -209,9 +211,11 @@ public final class PartialDownload implements Closeable {
                 return;
             }
             try {
-                ByteBuffer buffer = ByteBuffer.allocateDirect(ZERO_RUN);
+                if (readBack == null) {
+                    readBack = ByteBuffer.allocateDirect(ZERO_RUN);
+                }
                 while (hashed < count && isDone(hashed)) {
-                    hashRange(hashed, buffer);
+                    hashRange(hashed, readBack);
                     hashed++;
                 }
             } finally {
