@@ -2,6 +2,7 @@ package io.vimgfs.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vimgfs.serve.RegistryError.Code;
+import io.vimgfs.store.BlobUnknownException;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.DigestMismatchException;
 import io.vimgfs.store.ImageInfo;
@@ -9,6 +10,7 @@ import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.Reference;
+import io.vimgfs.store.StoreDamagedException;
 import io.vimgfs.store.RegistryContent;
 import io.vimgfs.store.Upload;
 import java.io.IOException;
@@ -16,8 +18,11 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.Set;
@@ -27,8 +32,10 @@ import java.util.regex.Pattern;
 /**
  * The write side of the distribution API: blob uploads (monolithic, chunked, single-shot and
  * cross-repository mounts), manifest {@code PUT}, and deletes. A manifest is the commit: a vimgfs
- * disk artifact is placed through {@link ImageStore#placeArtifact}, probed and checked exactly as
- * a pull places it, and acknowledged once the store's journal holds it.
+ * disk artifact pushed by tag is placed through {@link ImageStore#placeArtifact}, probed and
+ * checked exactly as a pull places it; anything else (a container image, an index, a referrer) is
+ * kept byte for byte through {@link RegistryContent#keep}, never mounted. Either is acknowledged
+ * once the store's journal holds it.
  */
 final class Pushes {
     static final String VIMGFS_ARTIFACT = "application/vnd.vimgfs.image.v1";
@@ -121,18 +128,16 @@ final class Pushes {
             throw new RegistryError(Code.MANIFEST_INVALID, "not an OCI or Docker schema 2 manifest or index (mediaType "
                     + mediaType + ")");
         }
-        if (!VIMGFS_ARTIFACT.equals(manifest.path("artifactType").asText()) || manifest.path("layers").size() != 1) {
-            throw new RegistryError(Code.DENIED, "vimgfs serve keeps VM disk images: this manifest is not a vimgfs disk "
-                    + "artifact (artifactType " + VIMGFS_ARTIFACT + ", one layer), and other OCI content is not accepted yet");
+        Digest stored;
+        if (VIMGFS_ARTIFACT.equals(manifest.path("artifactType").asText()) && manifest.path("layers").size() == 1
+                && !Routes.isDigest(reference)) {
+            Digest layer = Routes.digest(manifest.path("layers").get(0).path("digest").asText());
+            Digest config = Routes.digest(manifest.path("config").path("digest").asText());
+            place(new ImageName(repository, reference), bytes, layer, config);
+            stored = content.manifest(repository, reference).map(RegistryContent.Manifest::digest).orElse(digest);
+        } else {
+            stored = keep(repository, reference, bytes, mediaType, manifest);
         }
-        if (Routes.isDigest(reference)) {
-            throw new RegistryError(Code.DENIED, "push a disk image by tag: an image stays in the store while it has a name");
-        }
-        ImageName name = new ImageName(repository, reference);
-        Digest layer = Routes.digest(manifest.path("layers").get(0).path("digest").asText());
-        Digest config = Routes.digest(manifest.path("config").path("digest").asText());
-        place(name, bytes, layer, config);
-        Digest stored = content.manifest(repository, reference).map(RegistryContent.Manifest::digest).orElse(digest);
         exchange.header("Location", "/v2/" + repository + "/manifests/" + stored)
                 .header("Docker-Content-Digest", stored.toString());
         if (manifest.path("subject").path("digest").isTextual()) {
@@ -160,6 +165,37 @@ final class Pushes {
         }
     }
 
+    /** Any other manifest or index, kept byte for byte and never mounted, with the blobs pushed for it. */
+    private Digest keep(String repository, String reference, byte[] bytes, String mediaType, JsonNode manifest)
+            throws Exception {
+        Map<Digest, Upload> pushed = new HashMap<>();
+        List<JsonNode> blobs = new ArrayList<>();
+        manifest.path("layers").forEach(blobs::add);
+        if (manifest.has("config")) {
+            blobs.add(manifest.path("config"));
+        }
+        for (JsonNode blob : blobs) {
+            Digest digest;
+            try {
+                digest = Routes.digest(blob.path("digest").asText());
+            } catch (RegistryError e) {
+                throw new RegistryError(Code.MANIFEST_INVALID, "the manifest names a bad blob digest: " + e.getMessage());
+            }
+            uploads.finished(digest).ifPresent(f -> pushed.put(digest, f.upload()));
+        }
+        try {
+            Digest kept = content.keep(repository, reference, bytes, mediaType, pushed);
+            for (Digest digest : pushed.keySet()) {
+                uploads.discard(digest); // installed: its staging file is now the blob
+            }
+            return kept;
+        } catch (BlobUnknownException e) {
+            throw new RegistryError(Code.MANIFEST_BLOB_UNKNOWN, e.getMessage());
+        } catch (StoreDamagedException e) {
+            throw new RegistryError(Code.MANIFEST_INVALID, e.getMessage());
+        }
+    }
+
     private byte[] configBytes(Digest config) throws Exception {
         Optional<RegistryContent.Blob> stored = content.blob(config);
         if (stored.isPresent()) {
@@ -183,16 +219,17 @@ final class Pushes {
         List<String> tags = Routes.isDigest(reference)
                 ? tagsOf(repository, Routes.digest(reference))
                 : content.manifest(repository, reference).isPresent() ? List.of(reference) : List.of();
-        if (tags.isEmpty()) {
-            throw new RegistryError(Code.MANIFEST_UNKNOWN, "no manifest " + reference + " in " + repository);
-        }
+        int removed = 0;
         for (String tag : tags) {
             ImageName name = new ImageName(repository, tag);
-            if (store.image(name).isEmpty()) {
-                throw new RegistryError(Code.UNSUPPORTED, repository + ":" + tag + " was written by another tool: "
-                        + "vimgfs leaves it alone");
+            if (store.image(name).isPresent()) {
+                store.untag(name);
+                removed++;
             }
-            store.untag(name);
+        }
+        removed += content.forget(repository, reference);
+        if (removed == 0) {
+            throw new RegistryError(Code.MANIFEST_UNKNOWN, "no manifest " + reference + " in " + repository);
         }
         exchange.send(202);
     }
@@ -211,7 +248,7 @@ final class Pushes {
     }
 
     private List<String> tagsOf(String repository, Digest manifest) throws IOException {
-        List<String> tags = new java.util.ArrayList<>();
+        List<String> tags = new ArrayList<>();
         for (String tag : content.tags(repository)) {
             if (content.manifest(repository, tag).map(m -> m.digest().equals(manifest)).orElse(false)) {
                 tags.add(tag);

@@ -168,11 +168,48 @@ class ServeTest {
         HttpResponse<byte[]> denied = pushArtifact(hostB, "evil/disk", "1", Files.readAllBytes(hostile), "qcow2", 1 << 20);
         refused(denied, 403, "DENIED");
         assertTrue(json(denied).path("errors").get(0).path("message").asText().contains("/etc/shadow"), new String(denied.body()));
-        byte[] container = JSON.writeValueAsBytes(JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", MANIFEST_TYPE)
-                .set("config", descriptor("application/vnd.oci.image.config.v1+json", blob)));
-        refused(send(hostB, "PUT", "/v2/library/busybox/manifests/1", container, "Content-Type", MANIFEST_TYPE), 403, "DENIED");
         refused(send(hostB, "PUT", "/v2/x/y/manifests/1", "not json".getBytes(), "Content-Type", MANIFEST_TYPE), 400, "MANIFEST_INVALID");
+        ObjectNode unknownBlob = JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", MANIFEST_TYPE);
+        unknownBlob.set("config", descriptor("application/vnd.oci.image.config.v1+json", "never pushed".getBytes()));
+        refused(send(hostB, "PUT", "/v2/x/y/manifests/1", JSON.writeValueAsBytes(unknownBlob), "Content-Type", MANIFEST_TYPE),
+                400, "MANIFEST_BLOB_UNKNOWN");
         assertEquals(before, ls(b));
+
+        // Other OCI content is kept byte for byte, never mounted: a container image, and a referrer by digest.
+        ObjectNode containerJson = JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", MANIFEST_TYPE);
+        containerJson.set("config", descriptor("application/vnd.oci.image.config.v1+json", blob));
+        containerJson.putArray("layers");
+        byte[] container = JSON.writeValueAsBytes(containerJson);
+        String containerDigest = "sha256:" + sha256(container);
+        HttpResponse<byte[]> kept = send(hostB, "PUT", "/v2/library/busybox/manifests/1", container, "Content-Type", MANIFEST_TYPE);
+        assertEquals(201, kept.statusCode(), new String(kept.body()));
+        assertEquals(containerDigest, kept.headers().firstValue("Docker-Content-Digest").orElse(""));
+        assertArrayEquals(container, get(hostB, "/v2/library/busybox/manifests/1").body());
+        ObjectNode signature = JSON.createObjectNode().put("schemaVersion", 2).put("mediaType", MANIFEST_TYPE)
+                .put("artifactType", "application/vnd.example.signature");
+        signature.set("config", descriptor("application/vnd.oci.empty.v1+json", blob));
+        signature.putArray("layers");
+        signature.putObject("subject").put("mediaType", MANIFEST_TYPE).put("digest", containerDigest).put("size", container.length);
+        byte[] signatureBytes = JSON.writeValueAsBytes(signature);
+        HttpResponse<byte[]> referred = send(hostB, "PUT", "/v2/library/busybox/manifests/sha256:" + sha256(signatureBytes),
+                signatureBytes, "Content-Type", MANIFEST_TYPE);
+        assertEquals(201, referred.statusCode(), new String(referred.body()));
+        assertEquals(containerDigest, referred.headers().firstValue("OCI-Subject").orElse(""));
+        JsonNode listed = json(get(hostB, "/v2/library/busybox/referrers/" + containerDigest));
+        assertEquals(1, listed.path("manifests").size(), listed.toString());
+        assertEquals("application/vnd.example.signature", listed.path("manifests").get(0).path("artifactType").asText());
+        HttpResponse<byte[]> filtered = get(hostB, "/v2/library/busybox/referrers/" + containerDigest + "?artifactType=text/plain");
+        assertEquals(0, json(filtered).path("manifests").size());
+        assertEquals("artifactType", filtered.headers().firstValue("OCI-Filters-Applied").orElse(""));
+        Path image = dir.resolve("image");
+        Shell.run("skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + hostB + "/library/busybox:1",
+                "oci:" + image + ":busybox").ok();
+        Shell.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + image + ":busybox",
+                "docker://" + hostB + "/again/busybox:2").ok();
+        assertEquals(containerDigest, get(hostB, "/v2/again/busybox/manifests/2").headers().firstValue("Docker-Content-Digest").orElse(""));
+        assertEquals(before, ls(b), "none of it is a disk image");
+        assertEquals(202, send(hostB, "DELETE", "/v2/again/busybox/manifests/2", null).statusCode());
+        refused(get(hostB, "/v2/again/busybox/manifests/2"), 404, "MANIFEST_UNKNOWN");
 
         // Deleting a tag untags it; the image goes with its last name; fsck is clean throughout.
         assertEquals(202, send(hostB, "DELETE", "/v2/pushed/raw/manifests/2", null).statusCode());
@@ -258,6 +295,35 @@ class ServeTest {
         try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
             assertTrue(staged.allMatch(f -> f.toFile().length() == 0), "nothing of the refused body was written");
         }
+        assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+    }
+
+    @Test
+    void aServerKilledRightAfterAnAcknowledgedPushOrMidUploadLosesNothingAndLeavesOnlyWhatGcRemoves() throws Exception {
+        Path source = dir.resolve("source");
+        Path store = dir.resolve("store");
+        Path raw = Fixtures.small(dir, "raw.img", 4 << 20, 17);
+        Shell.vimgfs(source, "import", raw.toString(), "vm/raw:1").ok();
+        String host = serve(store);
+        Shell.vimgfs(source, "push", "--tls-verify=false", "vm/raw:1", "docker://" + host + "/vm/raw:1").ok();
+        Process server = servers.get(servers.size() - 1);
+        server.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // SIGKILL, right after the 201
+
+        assertTrue(ls(store).contains("vm/raw:1 " + Shell.sha256(raw)), "an acknowledged push survives: " + ls(store));
+        assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+
+        String again = serve(store);
+        String upload = send(again, "POST", "/v2/vm/half/blobs/uploads/", new byte[0]).headers().firstValue("Location").orElseThrow();
+        assertEquals(202, send(again, "PATCH", upload, new byte[1 << 20]).statusCode());
+        servers.get(servers.size() - 1).destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
+            assertEquals(1, staged.count(), "the killed upload's staging file");
+        }
+        Shell.vimgfs(store, "gc").ok();
+        try (var staged = Files.list(store.resolve(".vimgfs/staging"))) {
+            assertEquals(0, staged.count(), "gc removed what the killed server left");
+        }
+        assertTrue(ls(store).contains("vm/raw:1 "), ls(store));
         assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
     }
 

@@ -83,8 +83,16 @@ final class Admission {
     /** The changes that give the image the name, adding the image first if the catalog lacks it. */
     static List<Change> named(Catalog catalog, ImageName name, StoredImage image) throws InvalidNameException {
         catalog.checkNewName(name);
-        Change set = new Change.SetName(name, image.layer());
-        return catalog.image(image.layer()).isPresent() ? List.of(set) : List.of(new Change.AddImage(image), set);
+        List<Change> changes = new java.util.ArrayList<>();
+        if (catalog.image(image.layer()).isEmpty()) {
+            changes.add(new Change.AddImage(image));
+        }
+        ForeignKey foreign = new ForeignKey(name.repository(), name.tag());
+        if (catalog.foreign(foreign).isPresent()) {
+            changes.add(new Change.RemoveForeign(foreign)); // the tag named pushed OCI content: now it names the disk
+        }
+        changes.add(new Change.SetName(name, image.layer()));
+        return changes;
     }
 
     /**

@@ -145,6 +145,25 @@ final class Catalog {
         return foreign;
     }
 
+    /** The foreign descriptor a key names, if any. */
+    Optional<JsonNode> foreign(ForeignKey key) {
+        return foreign.stream().filter(d -> ForeignKey.of(d).filter(key::equals).isPresent()).findFirst();
+    }
+
+    /** This catalog with the key's descriptor replaced by {@code descriptor}, or removed. */
+    private Catalog withForeign(ForeignKey key, Optional<JsonNode> descriptor) {
+        PVector<JsonNode> kept = foreign;
+        for (int i = kept.size() - 1; i >= 0; i--) {
+            if (ForeignKey.of(kept.get(i)).filter(key::equals).isPresent()) {
+                kept = kept.minus(i);
+            }
+        }
+        if (descriptor.isPresent()) {
+            kept = kept.plus(descriptor.get());
+        }
+        return new Catalog(images, names, namesByImage, overlays, kept, dropped, keeper);
+    }
+
     Optional<StoredImage> image(Digest digest) {
         return Optional.ofNullable(images.get(digest));
     }
@@ -269,6 +288,10 @@ final class Catalog {
                 catalog = catalog.withoutImage(drop.image());
             } else if (change instanceof Change.HoldChanged) {
                 continue; // holds live in holds.json for now; the catalog does not carry them
+            } else if (change instanceof Change.SetForeign set) {
+                catalog = catalog.withForeign(set.key(), Optional.of(set.descriptor()));
+            } else if (change instanceof Change.RemoveForeign remove) {
+                catalog = catalog.withForeign(remove.key(), Optional.empty());
             }
         }
         return catalog.prune(candidates);

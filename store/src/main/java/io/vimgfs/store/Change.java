@@ -37,4 +37,15 @@ sealed interface Change {
      */
     record HoldChanged(String holder, Digest image, boolean held) implements Change {
     }
+
+    /**
+     * Names foreign OCI content (a container image, an index, a referrer) by its index.json
+     * descriptor, replacing what the key named; its blobs are durable in blobs/ before the change.
+     */
+    record SetForeign(ForeignKey key, com.fasterxml.jackson.databind.JsonNode descriptor) implements Change {
+    }
+
+    /** Removes the foreign descriptor the key names, if any; its blobs go at the next gc. */
+    record RemoveForeign(ForeignKey key) implements Change {
+    }
 }

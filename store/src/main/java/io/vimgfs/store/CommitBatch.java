@@ -48,10 +48,20 @@ final class CommitBatch {
     /** Moves a sealed, checked upload into blobs/ as a layer, with its attributes, durable. */
     @GuardedBy("store lock")
     void installLayer(Upload upload, Digest digest, BlobAttributes attributes) throws IOException {
+        install(upload, digest, Optional.of(attributes));
+    }
+
+    /** Moves a sealed upload of foreign content (a container image's layer or config) into blobs/, durable. */
+    @GuardedBy("store lock")
+    void installBlob(Upload upload, Digest digest) throws IOException {
+        install(upload, digest, Optional.empty());
+    }
+
+    private void install(Upload upload, Digest digest, Optional<BlobAttributes> attributes) throws IOException {
         boolean newBlob = !files.exists(digest);
         upload.verifySealed(); // the bytes published are the bytes hashed
         upload.sync(); // content that was stored when staged, and lost its image since
-        files.install(upload.file(), digest, Optional.of(attributes));
+        files.install(upload.file(), digest, attributes);
         if (newBlob) {
             created.add(digest);
         }

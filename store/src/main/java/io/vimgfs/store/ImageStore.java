@@ -43,6 +43,7 @@ public final class ImageStore implements Closeable {
     private final Repair repair;
     private final Placement placement;
     private final Consumer<CrashPoint> crashHook;
+    private final ForeignContent foreign;
 
     private ImageStore(BlobFiles files, StoreOptions options, StoreLock lock, Journal journal) {
         this.files = files;
@@ -64,6 +65,7 @@ public final class ImageStore implements Closeable {
                 lastUse, options);
         this.repair = new Repair(files, journal, snapshots, indexWriter, maintenance);
         this.placement = new Placement(this, new Admission(metadata, options), commits);
+        this.foreign = new ForeignContent(commits, files);
     }
 
     public static ImageStore open(Path root) throws IOException {
@@ -138,6 +140,10 @@ public final class ImageStore implements Closeable {
 
     Catalog catalog() {
         return snapshots.current().catalog();
+    }
+
+    ForeignContent foreign() {
+        return foreign;
     }
 
     /**
@@ -309,11 +315,7 @@ public final class ImageStore implements Closeable {
         return maintenance.removeStaleStaging();
     }
 
-    /**
-     * Brings the blobs of a store written by an older vimgfs (or copied without attributes) up to
-     * date: immutable, mode 0444, layers with their {@code user.vimgfs.*} xattrs; skipped while
-     * {@link SealStamp} says nothing changed. Returns how many blobs it changed.
-     */
+    /** Seals blobs an older vimgfs (or a copy) left unsealed ({@link Maintenance#sealBlobs}); returns how many changed. */
     public int sealBlobs() throws IOException {
         return maintenance.sealBlobs();
     }
@@ -378,10 +380,7 @@ public final class ImageStore implements Closeable {
         return new StoreChecker(files).bytesToHash();
     }
 
-    /**
-     * Re-hashes every blob and checks every reference. With {@code repair}, drops index entries
-     * that point at missing or corrupt blobs, deletes corrupt blobs, and collects garbage.
-     */
+    /** Re-hashes every blob, checks every reference; {@code repair} drops what points at damage ({@link Repair}). */
     public FsckReport fsck(boolean repair, LongConsumer progress) throws IOException {
         return this.repair.fsck(repair, progress);
     }

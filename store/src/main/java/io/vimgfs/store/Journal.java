@@ -38,6 +38,7 @@ import java.util.zip.CRC32C;
  * it, and it was never acknowledged.
  */
 final class Journal implements Closeable {
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
     static final String FILE = "journal";
     static final byte[] MAGIC = "VGFSJNL1".getBytes(StandardCharsets.US_ASCII);
     static final long START = MAGIC.length;
@@ -51,6 +52,8 @@ final class Journal implements Closeable {
     private static final byte REMOVE_IMAGE = 4;
     private static final byte HOLD_CHANGED = 5;
     private static final byte DROP_IMAGE = 6;
+    private static final byte SET_FOREIGN = 7;
+    private static final byte REMOVE_FOREIGN = 8;
 
     private final Path file;
     /** Open for appending; null for a store on a read-only filesystem. */
@@ -249,6 +252,15 @@ final class Journal implements Closeable {
             out.writeUTF(hold.holder());
             digest(out, hold.image());
             out.writeBoolean(hold.held());
+        } else if (change instanceof Change.SetForeign set) {
+            out.writeByte(SET_FOREIGN);
+            foreignKey(out, set.key());
+            byte[] descriptor = JSON.writeValueAsBytes(set.descriptor());
+            out.writeInt(descriptor.length);
+            out.write(descriptor);
+        } else if (change instanceof Change.RemoveForeign remove) {
+            out.writeByte(REMOVE_FOREIGN);
+            foreignKey(out, remove.key());
         } else {
             throw new IllegalArgumentException("unknown change " + change);
         }
@@ -286,9 +298,28 @@ final class Journal implements Closeable {
                 return new Change.HoldChanged(in.readUTF(), digest(in), in.readBoolean());
             case DROP_IMAGE:
                 return new Change.DropImage(digest(in));
+            case SET_FOREIGN: {
+                ForeignKey key = foreignKey(in);
+                int length = in.readInt();
+                if (length < 0 || length > in.available()) {
+                    throw new IOException("bad descriptor length " + length);
+                }
+                return new Change.SetForeign(key, JSON.readTree(in.readNBytes(length)));
+            }
+            case REMOVE_FOREIGN:
+                return new Change.RemoveForeign(foreignKey(in));
             default:
                 throw new IOException("unknown change type " + type);
         }
+    }
+
+    private static void foreignKey(DataOutputStream out, ForeignKey key) throws IOException {
+        out.writeUTF(key.repository());
+        out.writeUTF(key.reference());
+    }
+
+    private static ForeignKey foreignKey(DataInputStream in) throws IOException {
+        return new ForeignKey(in.readUTF(), in.readUTF());
     }
 
     private static void name(DataOutputStream out, ImageName name) throws IOException {

@@ -123,7 +123,11 @@ final class Maintenance {
         });
     }
 
-    /** See {@link ImageStore#sealBlobs}. */
+    /**
+     * Brings the blobs of a store written by an older vimgfs (or copied without attributes) up to
+     * date: immutable, mode 0444, layers with their {@code user.vimgfs.*} xattrs; skipped while
+     * {@link SealStamp} says nothing changed. Returns how many blobs it changed.
+     */
     int sealBlobs() throws IOException {
         return snapshots.write("seal its blobs", () -> sealStamp.sealAll(BlobAttributes.ofLayers(snapshots.current().catalog())));
     }

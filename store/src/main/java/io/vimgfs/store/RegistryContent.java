@@ -42,24 +42,25 @@ public final class RegistryContent {
         this.store = store;
     }
 
-    /** Every repository that has a tag, in lexical order. */
+    /** Every repository with content, in lexical order. */
     public SortedSet<String> repositories() {
         return new TreeSet<>(tagged().keySet());
     }
 
     /** The tags of a repository in lexical order; empty when it has none (the registry's NAME_UNKNOWN). */
     public List<String> tags(String repository) {
-        return List.copyOf(tagged().getOrDefault(repository, new TreeMap<>()).keySet());
+        Repository found = tagged().get(repository);
+        return found == null ? List.of() : List.copyOf(found.tags().keySet());
     }
 
     /** The manifest a tag names in a repository, or one of the repository's by {@code sha256:<hex>}. */
     public Optional<Manifest> manifest(String repository, String reference) throws IOException {
-        TreeMap<String, Descriptor> tags = tagged().getOrDefault(repository, new TreeMap<>());
+        Repository in = tagged().getOrDefault(repository, Repository.EMPTY);
         Optional<Descriptor> found;
         if (reference.startsWith("sha256:")) {
-            found = tags.values().stream().filter(d -> d.digest().toString().equals(reference)).findFirst();
+            found = in.all().stream().filter(d -> d.digest().toString().equals(reference)).findFirst();
         } else {
-            found = Optional.ofNullable(tags.get(reference));
+            found = Optional.ofNullable(in.tags().get(reference));
         }
         if (found.isEmpty()) {
             return Optional.empty();
@@ -89,7 +90,7 @@ public final class RegistryContent {
     public List<ObjectNode> referrers(String repository, Digest subject) throws IOException {
         List<ObjectNode> found = new ArrayList<>();
         TreeSet<Digest> seen = new TreeSet<>();
-        for (Descriptor descriptor : tagged().getOrDefault(repository, new TreeMap<>()).values()) {
+        for (Descriptor descriptor : tagged().getOrDefault(repository, Repository.EMPTY).all()) {
             if (!seen.add(descriptor.digest())) {
                 continue;
             }
@@ -122,10 +123,21 @@ public final class RegistryContent {
     private record Descriptor(Digest digest, String mediaType) {
     }
 
-    private record Tagged(long generation, Map<String, TreeMap<String, Descriptor>> repositories) {
+    /** A repository's tags, and its manifests pushed by digest alone (referrers, an index's children). */
+    private record Repository(TreeMap<String, Descriptor> tags, Map<Digest, Descriptor> untagged) {
+        static final Repository EMPTY = new Repository(new TreeMap<>(), Map.of());
+
+        List<Descriptor> all() {
+            List<Descriptor> all = new ArrayList<>(tags.values());
+            all.addAll(untagged.values());
+            return all;
+        }
     }
 
-    private Map<String, TreeMap<String, Descriptor>> tagged() {
+    private record Tagged(long generation, Map<String, Repository> repositories) {
+    }
+
+    private Map<String, Repository> tagged() {
         long generation = store.generation(); // read before the catalog: a newer catalog is only rebuilt again
         Tagged last = cached;
         if (last == null || last.generation() != generation) {
@@ -135,35 +147,62 @@ public final class RegistryContent {
         return last.repositories();
     }
 
-    /** repository → tag → manifest, from the names and the foreign descriptors of one snapshot. */
-    private static Map<String, TreeMap<String, Descriptor>> build(Catalog catalog) {
-        Map<String, TreeMap<String, Descriptor>> repositories = new TreeMap<>();
-        catalog.names().forEach((name, layer) -> catalog.image(layer).ifPresent(image -> repositories
-                .computeIfAbsent(name.repository(), r -> new TreeMap<>())
-                .put(name.tag(), new Descriptor(image.manifest(), OciLayout.MANIFEST_MEDIA_TYPE))));
+    /** repository → its tags and untagged manifests, from the names and the foreign descriptors of one snapshot. */
+    private static Map<String, Repository> build(Catalog catalog) {
+        Map<String, Repository> repositories = new TreeMap<>();
+        catalog.names().forEach((name, layer) -> catalog.image(layer).ifPresent(image -> repository(repositories,
+                name.repository()).tags().put(name.tag(), new Descriptor(image.manifest(), OciLayout.MANIFEST_MEDIA_TYPE))));
         for (JsonNode foreign : catalog.foreign()) {
-            foreignName(foreign).ifPresent(name -> {
-                try {
-                    Digest digest = Digest.parse(foreign.path("digest").asText());
-                    repositories.computeIfAbsent(name.repository(), r -> new TreeMap<>())
-                            .putIfAbsent(name.tag(), new Descriptor(digest, foreign.path("mediaType").asText()));
-                } catch (InvalidNameException e) {
-                    // not a sha256 descriptor: not ours to serve
-                }
-            });
+            Optional<ForeignKey> key = ForeignKey.of(foreign);
+            Optional<Digest> digest = ForeignContent.digestOf(foreign);
+            if (key.isEmpty() || digest.isEmpty()) {
+                continue; // another tool's own name, or not sha256: not ours to serve
+            }
+            Descriptor descriptor = new Descriptor(digest.get(), foreign.path("mediaType").asText());
+            Repository in = repository(repositories, key.get().repository());
+            if (key.get().isTag()) {
+                in.tags().putIfAbsent(key.get().reference(), descriptor);
+            } else {
+                in.untagged().put(digest.get(), descriptor);
+            }
         }
         return repositories;
     }
 
-    private static Optional<ImageName> foreignName(JsonNode descriptor) {
-        String name = descriptor.path("annotations").path(OciLayout.REF_NAME).asText("");
-        if (!name.contains(":")) {
-            return Optional.empty();
+    private static Repository repository(Map<String, Repository> repositories, String name) {
+        return repositories.computeIfAbsent(name, r -> new Repository(new TreeMap<>(), new java.util.HashMap<>()));
+    }
+
+    /**
+     * Keeps a manifest that is not a vimgfs disk image (a container image, an index, a referrer)
+     * byte for byte under a tag, or under its digest when {@code reference} is one, with the blobs
+     * pushed for it (sealed uploads, installed and consumed; close them after). A blob it names
+     * that is neither stored nor pushed is a {@link BlobUnknownException}. Returns its digest.
+     */
+    public Digest keep(String repository, String reference, byte[] manifest, String mediaType, Map<Digest, Upload> pushed)
+            throws IOException {
+        return store.foreign().push(repository, reference, manifest, mediaType, pushed);
+    }
+
+    /**
+     * Removes kept content: a tag, or every tag and untagged entry of the repository naming that
+     * digest. Disk images' names are not touched ({@link ImageStore#untag} removes those).
+     * Returns how many entries went.
+     */
+    public int forget(String repository, String reference) throws IOException {
+        List<ForeignKey> keys = new ArrayList<>();
+        Catalog catalog = store.catalog();
+        for (ForeignKey key : ForeignContent.keys(catalog, repository)) {
+            boolean named = key.reference().equals(reference) || (reference.startsWith(Digest.ALGORITHM + ":")
+                    && catalog.foreign(key).flatMap(ForeignContent::digestOf).map(d -> d.toString().equals(reference)).orElse(false));
+            if (named) {
+                keys.add(key);
+            }
         }
-        try {
-            return Optional.of(ImageName.parse(name));
-        } catch (InvalidNameException e) {
-            return Optional.empty();
+        int removed = 0;
+        for (ForeignKey key : keys) {
+            removed += store.foreign().remove(key) ? 1 : 0;
         }
+        return removed;
     }
 }

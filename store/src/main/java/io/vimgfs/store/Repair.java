@@ -31,7 +31,10 @@ final class Repair {
         this.maintenance = maintenance;
     }
 
-    /** See {@link ImageStore#fsck}. */
+    /**
+     * Re-hashes every blob and checks every reference. With {@code repair}, drops index entries
+     * that point at missing or corrupt blobs, deletes corrupt blobs, and collects garbage.
+     */
     FsckReport fsck(boolean repair, LongConsumer progress) throws IOException {
         StoreLock.Section<FsckReport> check = () -> {
             if (journal.writable()) {

@@ -9,7 +9,7 @@ import java.io.IOException;
 public abstract sealed class StoreException extends IOException
         permits InvalidNameException, ImageNotFoundException, AmbiguousReferenceException,
                 DigestMismatchException, ImageRejectedException, StoreLockedException,
-                StoreDamagedException, StoreReadOnlyException {
+                StoreDamagedException, StoreReadOnlyException, BlobUnknownException {
 
     protected StoreException(String message) {
         super(message);

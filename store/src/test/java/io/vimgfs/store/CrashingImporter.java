@@ -26,6 +26,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * crash STORE POINT hold REF WHY | crash STORE POINT release REF | crash STORE POINT uses | crash STORE POINT seal
  * crash STORE POINT@N pull SOURCE NAME RANGE_BYTES IN_FLIGHT   pull over https (any certificate) in ranges;
  *                        POINT@N halts at the Nth time the process passes POINT
+ * crash STORE POINT keep REPO REF   keep a container image (not a disk) as vimgfs serve does
  * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
  * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
  * uses STORE             record a use of every image and write last-use.json, forever, printing "persisted I"
@@ -178,6 +179,7 @@ public final class CrashingImporter {
                         new CredentialLookup(Optional.empty(), Optional.empty(), Map.of(), store), TransferProgress.NONE,
                         new Puller.Ranges(Long.parseLong(args[6]), Long.parseLong(args[6]), Integer.parseInt(args[7])))
                         .pull(RegistryReference.parse(args[4]), Reference.parse(args[5]), new Puller.Choice("amd64", "qemu"));
+                case "keep" -> ForeignContentTest.ContainerImage.of("crash", null).keep(s, args[4], args[5]);
                 default -> throw new IllegalArgumentException(args[3]);
             }
         }
