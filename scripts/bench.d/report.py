@@ -22,10 +22,11 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo", "registry")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo", "registry", "stream")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
-REFS = ("native", "bindfs", "skopeo", "registry")
-NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics=", "registry": "docker-registry"}
+REFS = ("native", "bindfs", "skopeo", "registry", "stream")
+NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics=", "registry": "docker-registry",
+         "stream": "vimgfs one stream"}
 SHORT = {"fuse": "data=fuse", "metrics": "with metrics"}  # in ratio headers and target texts
 
 

@@ -2,7 +2,7 @@ package io.vimgfs.cli;
 
 import io.vimgfs.store.registry.TransferProgress;
 
-/** A {@link Progress} bar started once a transfer knows its size. */
+/** A {@link Progress} bar started once a transfer knows its size; warnings go to stderr, --quiet or not. */
 final class TransferBar implements TransferProgress, AutoCloseable {
     private final boolean quiet;
     private Progress bar;
@@ -23,6 +23,11 @@ final class TransferBar implements TransferProgress, AutoCloseable {
         if (bar != null) {
             bar.accept(bytes);
         }
+    }
+
+    @Override
+    public void warn(String line) {
+        System.err.println((bar != null ? "\n" : "") + "vimgfs: warning: " + line);
     }
 
     @Override

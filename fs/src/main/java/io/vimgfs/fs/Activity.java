@@ -108,6 +108,11 @@ public final class Activity implements TransferProgress, AutoCloseable {
                 Activity.this.advance(bytes);
                 next.advance(bytes);
             }
+
+            @Override
+            public void warn(String line) {
+                next.warn(line);
+            }
         };
     }
 

@@ -133,6 +133,74 @@ class RegistryTest {
     }
 
     /**
+     * A 200 MiB vimgfs image comes in concurrent 16 MiB ranges. {@code kill -9} of the pull in the
+     * middle, then the same pull again: it finishes, fetches little more than the ranges the range
+     * map lacked (counted by a throttling proxy in front of docker-registry), fsck is clean and
+     * nothing is left in staging. A gc while the pull runs, and one after the kill, keep the
+     * partial download.
+     */
+    @Test
+    void aPullKilledMidDownloadResumesWhereItStopped() throws Exception {
+        try {
+            String registry = startRegistry("resume", "");
+            Path source = dir.resolve("source");
+            Path disk = Fixtures.random(200);
+            String hex = Shell.sha256InProcess(disk);
+            Shell.vimgfs(source, "import", disk.toString(), "big:1").ok();
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "big:1", "docker://" + registry + "/vm/big:1").ok();
+            Path store = dir.resolve("store");
+            Path map = store.resolve(".vimgfs/staging/sha256-" + hex + ".ranges");
+            try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 6L << 20)) {
+                String through = "docker://127.0.0.1:" + proxy.port() + "/vm/big:1";
+                Process pull = Shell.spawn(Shell.java(), "-jar", Shell.jar().toString(), "--store", store.toString(), "pull",
+                        "--tls-verify=false", through, "big:1");
+                Eventually.within(Duration.ofSeconds(90), "three ranges are recorded", () -> !pull.isAlive() || recorded(map) >= 3);
+                Shell.vimgfs(store, "gc").ok();
+                assertTrue(Files.exists(map) && recorded(map) >= 3, "gc kept the running pull's range map");
+                assertTrue(pull.isAlive(), "the pull finished before it could be killed");
+                pull.destroyForcibly().waitFor(10, TimeUnit.SECONDS); // SIGKILL
+                Shell.vimgfs(store, "gc").ok();
+                assertTrue(Files.exists(map), "gc keeps a killed pull's partial download for a rerun");
+                long firstRun = proxy.bytesSent();
+                int ranges = recorded(map);
+                assertTrue(firstRun < 200 * Fixtures.MIB, "killed part-way: " + firstRun + " bytes");
+                assertFalse(ls(store).contains("big:1"), ls(store));
+
+                Shell.vimgfs(store, "pull", "--quiet", "--tls-verify=false", through, "big:1").ok();
+
+                long secondRun = proxy.bytesSent() - firstRun;
+                long missing = 200 * Fixtures.MIB - ranges * 16 * Fixtures.MIB;
+                assertTrue(secondRun <= missing + Fixtures.MIB, "the rerun fetched " + secondRun + " bytes; the "
+                        + ranges + " ranges recorded before the kill left " + missing + " to fetch");
+                assertTrue(firstRun + secondRun <= 200 * Fixtures.MIB + 4 * 16 * Fixtures.MIB + Fixtures.MIB,
+                        "at most the ranges in flight at the kill came twice: " + (firstRun + secondRun) + " bytes in all");
+            }
+            assertTrue(ls(store).contains("big:1 " + hex), ls(store));
+            assertEquals(hex, Shell.sha256InProcess(store.resolve("blobs/sha256/" + hex)));
+            assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+            try (var staged = Files.list(store.resolve(".vimgfs").resolve("staging"))) {
+                assertEquals(0, staged.count(), "the partial download is gone once placed");
+            }
+        } finally {
+            stopAll();
+        }
+    }
+
+    /** How many ranges a range map records as durable (its header is 24 bytes, then a byte a range). */
+    private static int recorded(Path map) {
+        try {
+            byte[] bytes = Files.readAllBytes(map);
+            int count = 0;
+            for (int i = 24; i < bytes.length; i++) {
+                count += bytes[i] == 1 ? 1 : 0;
+            }
+            return count;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+
+    /**
      * An operator watching a mounted store while images come and go: a pull in flight shows in
      * {@code status} with its bytes so far; pulls, pushes and gc runs of the command line, and
      * the mount's own collection and journal and index writes, move the scraped numbers.

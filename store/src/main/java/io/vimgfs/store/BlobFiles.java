@@ -142,6 +142,16 @@ final class BlobFiles {
         return staging.resolve(UUID.randomUUID() + STAGING_SUFFIX);
     }
 
+    /** The staging file of a resumable download of {@code digest}: one per blob, so a rerun finds it. */
+    Path downloadFile(Digest digest) {
+        return staging.resolve(Digest.ALGORITHM + "-" + digest.hex() + PartialDownload.DATA_SUFFIX);
+    }
+
+    /** The range map beside {@link #downloadFile}. */
+    Path downloadRanges(Digest digest) {
+        return staging.resolve(Digest.ALGORITHM + "-" + digest.hex() + PartialDownload.RANGES_SUFFIX);
+    }
+
     byte[] read(Digest digest) throws IOException {
         return Files.readAllBytes(blob(digest));
     }

@@ -80,6 +80,7 @@ final class ContentHasher {
         hashed = offset + length;
     }
 
+    /** A truncation below what was hashed; {@code -1} also for a file whose existing bytes were never fed here. */
     void truncated(long size) {
         if (size < hashed) {
             inOrder = false;

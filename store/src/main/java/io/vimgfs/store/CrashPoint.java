@@ -7,7 +7,8 @@ package io.vimgfs.store;
  * (STAGED, STAGED_SYNCED, MANIFEST_WRITTEN), {@link CommitBatch} (LAYER_PLACED), {@link GroupCommit}
  * (JOURNAL_TORN, JOURNAL_WRITTEN, JOURNAL_SYNCED), {@link IndexWriter} (INDEX_*, JOURNAL_COMPACTED,
  * SWEEPING, CACHE_STAGED), {@link Snapshots} (JOURNAL_REPLAYED), {@link HoldFile} (HOLDS_*),
- * {@link LastUse} (LAST_USE_*) and {@link SealStamp} (SEALING, SEALING_DONE).
+ * {@link LastUse} (LAST_USE_*), {@link SealStamp} (SEALING, SEALING_DONE) and {@link PartialDownload}
+ * (RANGE_*).
  */
 public enum CrashPoint {
     /** The staged file is written but not yet fsynced. */
@@ -64,5 +65,11 @@ public enum CrashPoint {
     /** The mount's sealing pass over an older store's blobs has sealed one, not yet the rest. */
     SEALING,
     /** The sealing pass has sealed every blob; {@code .vimgfs/sealed} does not say so yet. */
-    SEALING_DONE
+    SEALING_DONE,
+    /** A range of a resumable download is written to its staging file, not yet fsynced. */
+    RANGE_WRITTEN,
+    /** The range's bytes are fsynced; the range map does not record it yet. */
+    RANGE_SYNCED,
+    /** The range map records the range durably. */
+    RANGE_RECORDED
 }

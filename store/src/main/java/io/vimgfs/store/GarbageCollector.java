@@ -10,6 +10,8 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Clock;
+import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -18,6 +20,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -34,10 +37,12 @@ final class GarbageCollector {
 
     private final BlobFiles files;
     private final Consumer<CrashPoint> crashHook;
+    private final Clock clock;
     private final StoreEvents events;
 
-    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook, StoreEvents events) {
+    GarbageCollector(BlobFiles files, Consumer<CrashPoint> crashHook, StoreEvents events, Clock clock) {
         this.events = events;
+        this.clock = clock;
         this.files = files;
         this.crashHook = crashHook;
     }
@@ -143,7 +148,9 @@ final class GarbageCollector {
         List<GcReport.Removal> stale = new ArrayList<>();
         try (DirectoryStream<Path> staged = Files.newDirectoryStream(files.stagingDir())) {
             for (Path file : staged) {
-                if (!heldByWriter(file)) {
+                if (PartialDownload.isDownloadFile(file)) {
+                    abandonedDownload(file).ifPresent(stale::add);
+                } else if (!heldByWriter(file)) {
                     stale.add(new GcReport.Removal(file, sizeOf(file), "staging file left by an interrupted import or upload"));
                 }
             }
@@ -160,6 +167,38 @@ final class GarbageCollector {
             }
         }
         return stale;
+    }
+
+    /**
+     * A file of a resumable download nobody is writing: its range map once the staging file is
+     * gone (placed) or a crash left it temporary, else either file once both have been left
+     * unwritten for {@link PartialDownload#ABANDONED_AFTER}, so that a pull run again meanwhile resumes.
+     */
+    private Optional<GcReport.Removal> abandonedDownload(Path file) throws IOException {
+        Path data = PartialDownload.dataFileOf(file);
+        boolean dataGone = !Files.exists(data);
+        if (!dataGone && heldByWriter(data)) {
+            return Optional.empty();
+        }
+        if (dataGone || file.getFileName().toString().endsWith(".tmp")) {
+            return Optional.of(new GcReport.Removal(file, sizeOf(file), "range map of a download that is over"));
+        }
+        Instant cutoff = clock.instant().minus(PartialDownload.ABANDONED_AFTER);
+        Path map = data.resolveSibling(data.getFileName().toString().replace(PartialDownload.DATA_SUFFIX,
+                PartialDownload.RANGES_SUFFIX));
+        if (modified(data).isAfter(cutoff) || modified(map).isAfter(cutoff)) {
+            return Optional.empty();
+        }
+        return Optional.of(new GcReport.Removal(file, sizeOf(file), "partial download left unfinished for more than "
+                + PartialDownload.ABANDONED_AFTER.toHours() + " hours"));
+    }
+
+    private static Instant modified(Path file) {
+        try {
+            return Files.getLastModifiedTime(file).toInstant();
+        } catch (IOException e) {
+            return Instant.EPOCH;
+        }
     }
 
     /** Every blob the catalog reaches. Foreign descriptors are followed through their manifests. */

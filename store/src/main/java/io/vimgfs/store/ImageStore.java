@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.function.LongConsumer;
 
 /**
@@ -41,13 +42,15 @@ public final class ImageStore implements Closeable {
     private final Maintenance maintenance;
     private final Repair repair;
     private final Placement placement;
+    private final Consumer<CrashPoint> crashHook;
     private final ForeignContent foreign;
 
     private ImageStore(BlobFiles files, StoreOptions options, StoreLock lock, Journal journal) {
         this.files = files;
+        this.crashHook = options.crashHook();
         this.lock = lock;
         this.journal = journal;
-        GarbageCollector collector = new GarbageCollector(files, options.crashHook(), options.events());
+        GarbageCollector collector = new GarbageCollector(files, options.crashHook(), options.events(), options.clock());
         SealStamp sealStamp = new SealStamp(files, options.crashHook());
         MetadataBlobs metadata = new MetadataBlobs(files);
         Holds holds = new Holds(files.workDir(), options.automaticOverlays(), options.clock(), options.crashHook());
@@ -214,6 +217,16 @@ public final class ImageStore implements Closeable {
     public Upload beginUpload() throws IOException {
         lock.requireWritable(Placement.ADD);
         return Upload.create(files.newStagingPath());
+    }
+
+    /**
+     * Opens the resumable download of blob {@code digest} in the staging area, with what an
+     * interrupted run of the same pull recorded (see {@link PartialDownload}); place its
+     * {@link PartialDownload#upload()} as any upload.
+     */
+    public PartialDownload resumeDownload(Digest digest, long size, long rangeBytes) throws IOException {
+        lock.requireWritable(Placement.ADD);
+        return PartialDownload.open(files, digest, size, rangeBytes, crashHook);
     }
 
     /** Imports a file under a name, hashing while it copies; runs of zeros stay holes. */

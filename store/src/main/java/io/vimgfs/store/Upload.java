@@ -58,6 +58,9 @@ public final class Upload implements Closeable {
     /** Set by {@link #seal}: the length and modification time the hashed file had. */
     @GuardedBy("this")
     private BasicFileAttributes sealedAs;
+    /** Set by {@link #hashedByWriter}: the file's digest, so the seal need not read it again. */
+    @GuardedBy("this")
+    private Digest hashedByWriter;
     /** What {@link #seal} found; sealing again returns it. */
     private Digest sealedDigest;
     /** Whether {@link #sync} ran: the sealed bytes are on disk. */
@@ -90,6 +93,38 @@ public final class Upload implements Closeable {
     }
 
     /**
+     * Opens (or creates) a staging file that outlives its writer, a resumable download's, and
+     * locks it; the bytes already there are kept. Its hash is computed from the file when it is
+     * sealed, since those bytes were never seen here. Fails when another writer holds it.
+     */
+    static Upload resume(Path file) throws IOException {
+        if (!OPEN_HERE.add(file)) {
+            throw new IOException("another pull in this process is writing " + file.getFileName());
+        }
+        try {
+            FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE), StorePermissions.privateFile());
+            try {
+                FileLock lock = channel.tryLock();
+                if (lock == null) {
+                    throw new IOException("another process is pulling the same blob into " + file.getFileName()
+                            + "; wait for it to finish or stop it");
+                }
+                Upload upload = new Upload(file, channel, lock);
+                upload.size = channel.size();
+                upload.hasher.truncated(-1);
+                return upload;
+            } catch (IOException | RuntimeException e) {
+                channel.close();
+                throw e;
+            }
+        } catch (IOException | RuntimeException e) {
+            OPEN_HERE.remove(file);
+            throw e;
+        }
+    }
+
+    /**
      * Whether an upload of this JVM has the file open. Garbage collection must ask this before it
      * opens the file: closing any descriptor of a file drops the process's POSIX lock on it, and
      * with it the upload's claim against gc in other processes.
@@ -101,6 +136,7 @@ public final class Upload implements Closeable {
     /** Writes all of {@code data} at {@code offset}; returns the bytes written. */
     public synchronized int write(ByteBuffer data, long offset) throws IOException {
         requireNotSealed();
+        hashedByWriter = null;
         ByteBuffer forHash = data.duplicate();
         int total = 0;
         while (data.hasRemaining()) {
@@ -128,6 +164,11 @@ public final class Upload implements Closeable {
                 writingBack.set(false);
             }
         });
+    }
+
+    /** Makes every byte written so far durable ({@code fdatasync}), for a writer that records its progress. */
+    public void force() throws IOException {
+        channel.force(false);
     }
 
     /** Reads what was written so far (a writer may read back its own file). */
@@ -159,6 +200,7 @@ public final class Upload implements Closeable {
 
     public synchronized void truncate(long newSize) throws IOException {
         requireNotSealed();
+        hashedByWriter = null;
         if (newSize < size) {
             channel.truncate(newSize);
         } else if (newSize > size) {
@@ -206,7 +248,12 @@ public final class Upload implements Closeable {
     synchronized Digest seal(LongConsumer progress) throws IOException {
         if (sealedDigest == null) {
             sealedAs = Files.readAttributes(file, BasicFileAttributes.class); // frozen from here on
-            sealedDigest = hasher.finish(channel, size, progress);
+            if (hashedByWriter != null) {
+                hasher.stop();
+                sealedDigest = hashedByWriter;
+            } else {
+                sealedDigest = hasher.finish(channel, size, progress);
+            }
         }
         return sealedDigest;
     }
@@ -218,6 +265,15 @@ public final class Upload implements Closeable {
      */
     public Digest seal() throws IOException {
         return seal(n -> { });
+    }
+
+    /**
+     * The digest of the file as it is now, which its writer computed by reading it back after
+     * the last write ({@link PartialDownload}, hashing ranges in order as they complete); the
+     * seal uses it instead of hashing the file again. Any later write or truncation drops it.
+     */
+    synchronized void hashedByWriter(Digest digest) {
+        hashedByWriter = digest;
     }
 
     /** Makes the sealed bytes durable (fsync), once; a later call costs nothing. */

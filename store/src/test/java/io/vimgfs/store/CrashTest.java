@@ -31,13 +31,13 @@ class CrashTest {
     Path dir;
 
     /**
-     * What each commit crash point interrupts (HoldsCrashTest, LastUseCrashTest and SealCrashTest
+     * What each commit crash point interrupts (HoldsCrashTest, LastUseCrashTest, SealCrashTest and RangedPullCrashTest
      * have the others; IndexWriterTest the background writer's INDEX_PREPARED): an import (up to the journal frame, and the index rewrite
      * after it), an untag (from a written frame through the rewrite and compaction), a gc, or the
      * replay at open of a journal a crash left with a torn tail.
      */
     @ParameterizedTest
-    @EnumSource(value = CrashPoint.class, mode = EnumSource.Mode.MATCH_NONE, names = {"HOLDS_.*", "LAST_USE_.*", "SEALING.*", "INDEX_PREPARED"})
+    @EnumSource(value = CrashPoint.class, mode = EnumSource.Mode.MATCH_NONE, names = {"HOLDS_.*", "LAST_USE_.*", "SEALING.*", "RANGE_.*", "INDEX_PREPARED"})
     void aCrashAtAnyStepLeavesAConsistentStore(CrashPoint point) throws Exception {
         Path root = dir.resolve("store");
         Path incoming = Files.write(dir.resolve("new.img"), StoreFiles.bytes("new", 2 * MIB));

@@ -1,12 +1,21 @@
 package io.vimgfs.store;
 
+import io.vimgfs.store.registry.CredentialLookup;
+import io.vimgfs.store.registry.Puller;
+import io.vimgfs.store.registry.RegistryClient;
+import io.vimgfs.store.registry.RegistryReference;
+import io.vimgfs.store.registry.TransferProgress;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The other process of the crash and two-process tests: opens a store and does one kind of work,
@@ -15,6 +24,8 @@ import java.util.concurrent.TimeUnit;
  * <pre>
  * crash STORE POINT import FILE NAME | crash STORE POINT untag NAME | crash STORE POINT gc
  * crash STORE POINT hold REF WHY | crash STORE POINT release REF | crash STORE POINT uses | crash STORE POINT seal
+ * crash STORE POINT@N pull SOURCE NAME RANGE_BYTES IN_FLIGHT   pull over https (any certificate) in ranges;
+ *                        POINT@N halts at the Nth time the process passes POINT
  * crash STORE POINT keep REPO REF   keep a container image (not a disk) as vimgfs serve does
  * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
  * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
@@ -31,14 +42,14 @@ import java.util.concurrent.TimeUnit;
  * Every mode prints "ready" once the store is open.
  */
 public final class CrashingImporter {
-    static final int HALT_STATUS = 137;
+    public static final int HALT_STATUS = 137;
 
     private CrashingImporter() {}
 
     public static void main(String[] args) throws Exception {
         Path store = Path.of(args[1]);
         switch (args[0]) {
-            case "crash", "pause" -> crash(store, CrashPoint.valueOf(args[2]), args[0].equals("pause"), args);
+            case "crash", "pause" -> crash(store, args[2], args[0].equals("pause"), args);
             case "holds" -> {
                 try (ImageStore s = ImageStore.open(store)) {
                     ready();
@@ -134,13 +145,18 @@ public final class CrashingImporter {
         System.out.flush();
     }
 
-    private static void crash(Path store, CrashPoint target, boolean pause, String[] args) throws IOException {
+    private static void crash(Path store, String where, boolean pause, String[] args) throws IOException {
+        CrashPoint target = CrashPoint.valueOf(where.split("@")[0]);
+        AtomicInteger passesLeft = new AtomicInteger(where.contains("@") ? Integer.parseInt(where.split("@")[1]) : 1);
         StoreOptions options = StoreOptions.defaults().withCrashHook(point -> {
-            if (point == target && pause) {
+            if (point != target || passesLeft.decrementAndGet() > 0) {
+                return;
+            }
+            if (pause) {
                 System.out.println("paused at " + point);
                 System.out.flush();
                 awaitLine();
-            } else if (point == target) {
+            } else {
                 System.out.println("halting at " + point);
                 System.out.flush();
                 Runtime.getRuntime().halt(HALT_STATUS);
@@ -159,6 +175,10 @@ public final class CrashingImporter {
                     s.persistUses(true);
                 }
                 case "seal" -> s.sealBlobs();
+                case "pull" -> new Puller(s, new RegistryClient.Options(false, 5, Duration.ofMillis(10), Duration.ofSeconds(30)),
+                        new CredentialLookup(Optional.empty(), Optional.empty(), Map.of(), store), TransferProgress.NONE,
+                        new Puller.Ranges(Long.parseLong(args[6]), Long.parseLong(args[6]), Integer.parseInt(args[7])))
+                        .pull(RegistryReference.parse(args[4]), Reference.parse(args[5]), new Puller.Choice("amd64", "qemu"));
                 case "keep" -> ForeignContentTest.ContainerImage.of("crash", null).keep(s, args[4], args[5]);
                 default -> throw new IllegalArgumentException(args[3]);
             }
@@ -201,7 +221,7 @@ public final class CrashingImporter {
     }
 
     /** Runs a child to its end and returns its exit status and output. */
-    static Result run(String... args) throws IOException, InterruptedException {
+    public static Result run(String... args) throws IOException, InterruptedException {
         Process process = command(true, args).start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (!process.waitFor(60, TimeUnit.SECONDS)) {
@@ -211,6 +231,6 @@ public final class CrashingImporter {
         return new Result(process.exitValue(), output);
     }
 
-    record Result(int status, String output) {
+    public record Result(int status, String output) {
     }
 }

@@ -7,6 +7,7 @@ import io.vimgfs.store.DigestMismatchException;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.InvalidNameException;
+import io.vimgfs.store.PartialDownload;
 import io.vimgfs.store.Reference;
 import io.vimgfs.store.Upload;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.function.LongConsumer;
 
 /**
  * {@code vimgfs pull} from a registry: reads the manifest (choosing from an index by platform and
@@ -21,7 +23,8 @@ import java.util.Optional;
  * places (probed and checked as {@code incoming/} does). vimgfs artifacts are stored byte for
  * byte; KubeVirt containerDisks have their layers applied and the one file under {@code disk/}
  * placed; podman machine-os disks are decompressed by file name. Nothing is placed unless every
- * byte matched its descriptor.
+ * byte matched its descriptor. A vimgfs layer of {@link Ranges#minBytes} or more comes in
+ * concurrent ranges into a partial download that a killed pull, run again, resumes.
  */
 public final class Puller {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -42,12 +45,41 @@ public final class Puller {
     private final RegistryClient.Options options;
     private final CredentialLookup credentials;
     private final TransferProgress progress;
+    private final Ranges ranges;
 
-    public Puller(ImageStore store, RegistryClient.Options options, CredentialLookup credentials, TransferProgress progress) {
+    /**
+     * How a large vimgfs layer is fetched: blobs of {@code minBytes} or more in ranges of
+     * {@code rangeBytes}, {@code inFlight} at a time, resumable; {@code inFlight} 0 streams every
+     * blob in one request, as smaller ones always are.
+     */
+    public record Ranges(long minBytes, long rangeBytes, int inFlight) {
+        public static final long DEFAULT_MIN_BYTES = 64L << 20;
+        public static final long DEFAULT_RANGE_BYTES = 16L << 20;
+        public static final int DEFAULT_IN_FLIGHT = 4;
+
+        public Ranges {
+            if (minBytes < 1 || rangeBytes < 1 || inFlight < 0) {
+                throw new IllegalArgumentException("ranges of " + rangeBytes + " bytes, " + inFlight + " in flight, from "
+                        + minBytes);
+            }
+        }
+
+        public static Ranges defaults() {
+            return new Ranges(DEFAULT_MIN_BYTES, DEFAULT_RANGE_BYTES, DEFAULT_IN_FLIGHT);
+        }
+
+        public Ranges withInFlight(int requests) {
+            return new Ranges(minBytes, rangeBytes, requests);
+        }
+    }
+
+    public Puller(ImageStore store, RegistryClient.Options options, CredentialLookup credentials, TransferProgress progress,
+            Ranges ranges) {
         this.store = store;
         this.options = options;
         this.credentials = credentials;
         this.progress = progress;
+        this.ranges = ranges;
     }
 
     static String normaliseArch(String arch) {
@@ -110,15 +142,77 @@ public final class Puller {
         byte[] config = client.smallBlob(source.repository(), digest(configDescriptor, display),
                 configDescriptor.path("size").asLong(-1), display);
         progress.begin("pull", size);
+        if (size >= ranges.minBytes() && ranges.inFlight() > 0) {
+            return pullRanged(client, source, manifest, config, layer, size, name, display);
+        }
         Upload upload = store.beginUpload();
         try {
-            // placeArtifact compares the upload's digest and size with the layer's descriptor
-            ResumableBody blob = client.openBlobCheckedByStore(source.repository(), layer, size, progress::advance,
-                    display);
-            try (blob) {
-                upload.copyFrom(blob, n -> { });
-                blob.drain();
+            stream(client, source.repository(), layer, size, upload, display);
+            return placeArtifact(upload, manifest, config, layer, name, display);
+        } finally {
+            upload.abandon();
+        }
+    }
+
+    /**
+     * A large layer in concurrent ranges into the store's partial download of it, which a killed
+     * pull run again resumes; placed (and the partial state removed) once whole, the digest checked
+     * as for any upload. A registry that ignores Range gets the blob streamed whole.
+     */
+    private ImageInfo pullRanged(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
+            byte[] config, Digest layer, long size, Reference name, String display) throws IOException {
+        PartialDownload partial = store.resumeDownload(layer, size, ranges.rangeBytes());
+        Upload whole;
+        try {
+            LongConsumer advance = progressOf(partial);
+            RangedDownload.Outcome outcome = new RangedDownload(client, source.repository(), layer, partial, options,
+                    advance, display).run(ranges.inFlight());
+            if (outcome == RangedDownload.Outcome.RANGES_IGNORED) {
+                progress.warn(display + ": the registry ignored a Range request (HTTP 200); downloading the blob in "
+                        + "one stream instead, which cannot resume if it is interrupted");
+                partial.restartWhole();
+                stream(client, source.repository(), layer, size, partial.upload(), display);
+                whole = partial.upload();
+            } else {
+                whole = partial.completed();
             }
+        } catch (IOException | RuntimeException | Error e) {
+            partial.close(); // kept for a rerun to resume
+            throw e;
+        }
+        try {
+            return placeArtifact(whole, manifest, config, layer, name, display);
+        } finally {
+            partial.discard(); // placed, or its bytes were refused: a rerun starts afresh either way
+        }
+    }
+
+    /** The progress of a ranged download: thread-safe, and starting with the bytes an earlier run fetched. */
+    private LongConsumer progressOf(PartialDownload partial) {
+        LongConsumer serialized = new LongConsumer() {
+            @Override
+            public synchronized void accept(long bytes) {
+                progress.advance(bytes);
+            }
+        };
+        serialized.accept(partial.bytesDone());
+        return serialized;
+    }
+
+    /** A layer in one GET (resumed by Range if the connection breaks) into an upload from its start. */
+    private void stream(RegistryClient client, String repository, Digest layer, long size, Upload upload, String display)
+            throws IOException {
+        // placeArtifact compares the upload's digest and size with the layer's descriptor
+        ResumableBody blob = client.openBlobCheckedByStore(repository, layer, size, progress::advance, display);
+        try (blob) {
+            upload.copyFrom(blob, n -> { });
+            blob.drain();
+        }
+    }
+
+    private ImageInfo placeArtifact(Upload upload, RegistryClient.Manifest manifest, byte[] config, Digest layer,
+            Reference name, String display) throws IOException {
+        try {
             return store.placeArtifact(upload, manifest.bytes(), config, name);
         } catch (DigestMismatchException e) {
             if (name.pin().isPresent() || !e.expected().equals(layer)) {
@@ -126,8 +220,6 @@ public final class Puller {
             }
             throw new RegistryException(RegistryException.Kind.DIGEST_MISMATCH, display + ": the bytes received hash "
                     + "to " + e.actual() + ", not " + layer + "; the source is corrupt or tampered with");
-        } finally {
-            upload.abandon();
         }
     }
 

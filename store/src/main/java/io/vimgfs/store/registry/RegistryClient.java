@@ -34,6 +34,7 @@ public final class RegistryClient {
             MediaTypes.DOCKER_MANIFEST, MediaTypes.DOCKER_MANIFEST_LIST);
     private static final int MAX_MANIFEST_BYTES = 8 << 20;
     private static final int MAX_REDIRECTS = 10;
+    private static final Duration MAX_RETRY_AFTER = Duration.ofSeconds(60);
     /** Upload blobs bigger than this in PATCH chunks of this size: proxies in front of registries cap request bodies. */
     static final long CHUNK_BYTES = 64L << 20;
 
@@ -152,17 +153,30 @@ public final class RegistryClient {
 
     private ResumableBody openBlob(String repository, Digest digest, long size, LongConsumer progress, String display,
             Optional<Digest> check) {
-        URI uri = path("/v2/" + repository + "/blobs/" + digest);
-        return new ResumableBody(offset -> {
-            HttpResponse<InputStream> response = send("GET", uri, offset > 0 ? Map.of("Range", "bytes=" + offset + "-")
-                    : Map.of(), null, Authorizer.Scope.pull(repository), display);
-            if (response.statusCode() == 404) {
-                response.body().close();
-                throw new RegistryException(RegistryException.Kind.NOT_FOUND, display + ": blob " + digest
-                        + " is missing from the registry (the image is incomplete there)");
-            }
-            return response;
-        }, check, size, progress, display, options);
+        return new ResumableBody(offset -> getBlob(repository, digest, offset > 0 ? Map.of("Range", "bytes=" + offset + "-")
+                : Map.of(), display), check, size, progress, display, options);
+    }
+
+    /**
+     * One range of a blob, bytes {@code first} to {@code last} inclusive: the response as sent
+     * (through redirects, which keep the Range header and lose the Authorization one off the
+     * registry); the caller checks its status and Content-Range and closes it.
+     */
+    HttpResponse<InputStream> blobRange(String repository, Digest digest, long first, long last, String display)
+            throws IOException {
+        return getBlob(repository, digest, Map.of("Range", "bytes=" + first + "-" + last), display);
+    }
+
+    private HttpResponse<InputStream> getBlob(String repository, Digest digest, Map<String, String> headers,
+            String display) throws IOException {
+        HttpResponse<InputStream> response = send("GET", path("/v2/" + repository + "/blobs/" + digest), headers, null,
+                Authorizer.Scope.pull(repository), display);
+        if (response.statusCode() == 404) {
+            response.body().close();
+            throw new RegistryException(RegistryException.Kind.NOT_FOUND, display + ": blob " + digest
+                    + " is missing from the registry (the image is incomplete there)");
+        }
+        return response;
     }
 
     /** A small blob (a config) read whole and verified. */
@@ -352,7 +366,12 @@ public final class RegistryClient {
             if ((status >= 500 || status == 429) && attempt < options.attempts()) {
                 response.body().close();
                 attempt++;
-                backoff = pause(backoff);
+                Optional<Duration> asked = retryAfter(response);
+                if (asked.isPresent()) {
+                    pause(asked.get());
+                } else {
+                    backoff = pause(backoff);
+                }
                 continue;
             }
             return response;
@@ -493,6 +512,29 @@ public final class RegistryClient {
         return response.uri().resolve(location);
     }
 
+    /**
+     * How long a 429 or 503 asks us to wait ({@code Retry-After}: seconds or an HTTP date), at most
+     * the request timeout, so a registry cannot park a pull for hours.
+     */
+    static Optional<Duration> retryAfter(HttpResponse<?> response) {
+        Optional<String> value = response.headers().firstValue("Retry-After").map(String::strip);
+        if (value.isEmpty()) {
+            return Optional.empty();
+        }
+        Duration wait;
+        try {
+            wait = Duration.ofSeconds(Math.max(0, Long.parseLong(value.get())));
+        } catch (NumberFormatException notSeconds) {
+            try {
+                wait = Duration.between(java.time.Instant.now(), java.time.ZonedDateTime.parse(value.get(),
+                        java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME).toInstant());
+            } catch (java.time.format.DateTimeParseException notADate) {
+                return Optional.empty();
+            }
+        }
+        return Optional.of(wait.isNegative() ? Duration.ZERO : wait.compareTo(MAX_RETRY_AFTER) > 0 ? MAX_RETRY_AFTER : wait);
+    }
+
     private static boolean isRedirect(int status) {
         return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
     }
@@ -504,7 +546,7 @@ public final class RegistryClient {
         }
     }
 
-    private static Duration pause(Duration backoff) throws IOException {
+    static Duration pause(Duration backoff) throws IOException {
         try {
             Thread.sleep(backoff.toMillis());
         } catch (InterruptedException e) {

@@ -16,4 +16,8 @@ public interface TransferProgress {
     void begin(String task, long totalBytes);
 
     void advance(long bytes);
+
+    /** Something the user should know about the transfer, in one line (a registry that ignores Range). */
+    default void warn(String line) {
+    }
 }
