@@ -146,10 +146,7 @@ public final class ImageStore implements Closeable {
         return foreign;
     }
 
-    /**
-     * Catches up with what other processes committed, noticed by the size of the journal or a
-     * new index.json (two stats when nothing changed); returns whether the catalog changed.
-     */
+    /** Catches up with what other processes committed (two stats when nothing changed); returns whether the catalog changed. */
     public boolean refresh() throws IOException {
         if (!snapshots.changedOnDisk()) {
             return false;
@@ -219,11 +216,7 @@ public final class ImageStore implements Closeable {
         return Upload.create(files.newStagingPath());
     }
 
-    /**
-     * Opens the resumable download of blob {@code digest} in the staging area, with what an
-     * interrupted run of the same pull recorded (see {@link PartialDownload}); place its
-     * {@link PartialDownload#upload()} as any upload.
-     */
+    /** Opens, or resumes, the ranged download of a blob into staging ({@link PartialDownload#open}). */
     public PartialDownload resumeDownload(Digest digest, long size, long rangeBytes) throws IOException {
         lock.requireWritable(Placement.ADD);
         return PartialDownload.open(files, digest, size, rangeBytes, crashHook);
@@ -246,10 +239,7 @@ public final class ImageStore implements Closeable {
         return placement.importAll(items, progress);
     }
 
-    /**
-     * Hashes, checks and places an upload under the reference's name (SPEC §4, §6). The upload is
-     * consumed: placed, or on any failure dropped, and in both cases closed.
-     */
+    /** Hashes, checks and places an upload under the name, consuming it ({@link Placement#place}). */
     public ImageInfo place(Upload upload, Reference reference) throws IOException {
         return placement.place(upload, reference);
     }
@@ -264,12 +254,7 @@ public final class ImageStore implements Closeable {
                 image.format().mediaType());
     }
 
-    /**
-     * Places a vimgfs artifact from elsewhere byte for byte: its manifest and config are stored as
-     * given, so the image keeps the manifest digest it had where it came from. The layer is
-     * hashed, pinned and probed exactly as {@link #place} does, and the manifest must describe it
-     * truly: its digest, size, format, virtual size and backing. The upload is consumed.
-     */
+    /** Places a vimgfs artifact byte for byte, consuming the layer ({@link Placement#placeArtifact}). */
     public ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
         return placement.placeArtifact(layer, manifest, config, reference);
     }

@@ -30,6 +30,10 @@ final class Placement {
         this.commits = commits;
     }
 
+    /**
+     * Hashes, checks and places an upload under the reference's name (SPEC §4, §6). The upload is
+     * consumed: placed, or on any failure dropped, and in both cases closed.
+     */
     ImageInfo place(Upload upload, Reference reference) throws IOException {
         try {
             store.refresh();
@@ -42,6 +46,12 @@ final class Placement {
         }
     }
 
+    /**
+     * Places a vimgfs artifact from elsewhere byte for byte: its manifest and config are stored as
+     * given, so the image keeps the manifest digest it had where it came from. The layer is
+     * hashed, pinned and probed exactly as {@link #place} does, and the manifest must describe it
+     * truly: its digest, size, format, virtual size and backing. The upload is consumed.
+     */
     ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
         try {
             store.refresh();
