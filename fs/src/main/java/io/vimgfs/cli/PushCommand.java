@@ -20,9 +20,12 @@ import picocli.CommandLine.Model.CommandSpec;
 /** {@code vimgfs push NAME DEST}: send a stored image to a registry. */
 @Command(name = "push", mixinStandardHelpOptions = true,
         description = {"Push a stored image to an OCI registry.",
-            "--format vimgfs (default) sends the stored manifest, config and layer byte for byte, so a",
-            "pull elsewhere gets the same digests; --format containerdisk writes a KubeVirt containerDisk",
-            "(a gzip tar layer holding disk/disk.img, 107:107, mode 0444)."})
+            "--format vimgfs (default) sends the stored config and layer byte for byte, and the stored",
+            "manifest with a chunk index of the disk added as its second layer (1 MiB SHA-256 chunks and",
+            "a zero map, for lazy pulls); a pull elsewhere gets the same disk digest and the manifest the",
+            "registry holds. --no-chunk-index sends the stored manifest byte for byte, for readers older",
+            "than the index. --format containerdisk writes a KubeVirt containerDisk (a gzip tar layer",
+            "holding disk/disk.img, 107:107, mode 0444)."})
 final class PushCommand implements Callable<Integer> {
     @ParentCommand
     Main main;
@@ -36,6 +39,10 @@ final class PushCommand implements Callable<Integer> {
     @Option(names = "--format", paramLabel = "FORMAT", defaultValue = "vimgfs",
             description = "vimgfs or containerdisk (default vimgfs).")
     String format;
+
+    @Option(names = "--no-chunk-index", description = "Send a vimgfs image's stored manifest as it is, without adding"
+            + " a chunk index (for vimgfs versions before it); an image pulled with an index keeps it.")
+    boolean noChunkIndex;
 
     @Parameters(index = "0", paramLabel = "NAME", description = "A stored image: name, sha256:<hex> or a unique digest prefix.")
     String name;
@@ -63,7 +70,7 @@ final class PushCommand implements Callable<Integer> {
             try {
                 ImageInfo image = store.resolve(name);
                 manifest = new Pusher(store, registry.client(), registry.credentials(), activity.alongside(bar))
-                        .push(image, dest, chosen);
+                        .push(image, dest, chosen, !noChunkIndex);
             } catch (Exception e) {
                 activity.failed(ErrorReporter.describe(e));
                 throw e;

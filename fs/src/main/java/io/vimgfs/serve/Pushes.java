@@ -3,8 +3,10 @@ package io.vimgfs.serve;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.vimgfs.serve.RegistryError.Code;
 import io.vimgfs.store.BlobUnknownException;
+import io.vimgfs.store.ChunkIndex;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.DigestMismatchException;
+import io.vimgfs.store.ImageFormat;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
 import io.vimgfs.store.ImageRejectedException;
@@ -132,11 +134,19 @@ final class Pushes {
                     + mediaType + ")");
         }
         Digest stored;
-        if (VIMGFS_ARTIFACT.equals(manifest.path("artifactType").asText()) && manifest.path("layers").size() == 1
-                && !Routes.isDigest(reference)) {
-            Digest layer = Routes.digest(manifest.path("layers").get(0).path("digest").asText());
+        Optional<JsonNode> disk = VIMGFS_ARTIFACT.equals(manifest.path("artifactType").asText()) ? diskLayer(manifest)
+                : Optional.empty();
+        if (disk.isPresent() && !Routes.isDigest(reference)) {
+            Digest layer = Routes.digest(disk.get().path("digest").asText());
             Digest config = Routes.digest(manifest.path("config").path("digest").asText());
-            place(new ImageName(repository, reference), bytes, layer, config);
+            Optional<Digest> chunks = Optional.empty();
+            for (JsonNode l : manifest.path("layers")) {
+                if (ChunkIndex.MEDIA_TYPE.equals(l.path("mediaType").asText())) {
+                    chunks = Optional.of(Routes.digest(l.path("digest").asText()));
+                }
+            }
+            place(new ImageName(repository, reference), bytes, layer, config,
+                    chunks.map(c -> new Sized(c, ChunkIndex.blobSize(Math.max(0, disk.get().path("size").asLong())))));
             stored = content.manifest(repository, reference).map(RegistryContent.Manifest::digest).orElse(digest);
         } else {
             stored = keep(repository, reference, bytes, mediaType, manifest);
@@ -149,17 +159,46 @@ final class Pushes {
         exchange.send(201);
     }
 
-    private ImageInfo place(ImageName name, byte[] manifest, Digest layer, Digest config) throws Exception {
+    /**
+     * The disk layer of a manifest vimgfs places as an image: one {@code application/vnd.vimgfs.disk.*}
+     * layer and at most its chunk index beside it. Anything else is kept as OCI content.
+     */
+    private static Optional<JsonNode> diskLayer(JsonNode manifest) {
+        List<JsonNode> disks = new ArrayList<>();
+        int others = 0;
+        for (JsonNode layer : manifest.path("layers")) {
+            String mediaType = layer.path("mediaType").asText();
+            if (ImageFormat.isDiskMediaType(mediaType)) {
+                disks.add(layer);
+            } else if (!ChunkIndex.MEDIA_TYPE.equals(mediaType) || others++ > 0) {
+                return Optional.empty();
+            }
+        }
+        return disks.size() == 1 ? Optional.of(disks.get(0)) : Optional.empty();
+    }
+
+    /** A blob the manifest names and the most bytes it may have. */
+    private record Sized(Digest digest, long maxBytes) {
+    }
+
+    private ImageInfo place(ImageName name, byte[] manifest, Digest layer, Digest config, Optional<Sized> chunks)
+            throws Exception {
         if (store.image(layer).isPresent()) {
             uploads.discard(layer);
             return store.tag(layer.toString(), name); // the disk is stored: only the name is new
         }
-        byte[] configBytes = configBytes(config);
+        byte[] configBytes = blobBytes(config, "config", MAX_CONFIG);
+        Optional<byte[]> chunkBytes = chunks.isPresent()
+                ? Optional.of(blobBytes(chunks.get().digest(), "chunk index", chunks.get().maxBytes())) : Optional.empty();
         Upload upload = uploads.claim(layer).orElseThrow(() -> new RegistryError(Code.MANIFEST_BLOB_UNKNOWN,
                 "the manifest's layer " + layer + " was not pushed"));
         try {
-            ImageInfo placed = store.placeArtifact(upload, manifest, configBytes, new Reference(name, Optional.empty()));
+            ImageInfo placed = store.placeArtifact(upload, manifest, configBytes, chunkBytes,
+                    new Reference(name, Optional.empty()));
             uploads.discard(config);
+            if (chunks.isPresent()) {
+                uploads.discard(chunks.get().digest());
+            }
             return placed;
         } catch (ImageRejectedException e) {
             uploads.discard(config);
@@ -243,15 +282,20 @@ final class Pushes {
         }
     }
 
-    private byte[] configBytes(Digest config) throws Exception {
-        Optional<RegistryContent.Blob> stored = content.blob(config);
+    /** A small blob the manifest names (its config, its chunk index), stored already or pushed for it. */
+    private byte[] blobBytes(Digest digest, String role, long maxBytes) throws Exception {
+        Optional<RegistryContent.Blob> stored = content.blob(digest);
         if (stored.isPresent()) {
+            long size = Files.size(stored.get().file());
+            if (size > maxBytes) {
+                throw new RegistryError(Code.MANIFEST_INVALID, "the " + role + " of " + size + " bytes is over " + maxBytes);
+            }
             return Files.readAllBytes(stored.get().file());
         }
-        Uploads.Finished pushed = uploads.finished(config).orElseThrow(() -> new RegistryError(Code.MANIFEST_BLOB_UNKNOWN,
-                "the manifest's config " + config + " was not pushed"));
-        if (pushed.size() > MAX_CONFIG) {
-            throw new RegistryError(Code.MANIFEST_INVALID, "the config of " + pushed.size() + " bytes is over " + MAX_CONFIG);
+        Uploads.Finished pushed = uploads.finished(digest).orElseThrow(() -> new RegistryError(Code.MANIFEST_BLOB_UNKNOWN,
+                "the manifest's " + role + " " + digest + " was not pushed"));
+        if (pushed.size() > maxBytes) {
+            throw new RegistryError(Code.MANIFEST_INVALID, "the " + role + " of " + pushed.size() + " bytes is over " + maxBytes);
         }
         ByteBuffer bytes = ByteBuffer.allocate((int) pushed.size());
         while (bytes.hasRemaining() && pushed.upload().read(bytes, bytes.position()) > 0) {

@@ -317,19 +317,29 @@ class RegistryTest {
             refused(storeA, "authentication required", "push", "--tls-verify=false", "cirros:0.6.2", "docker://" + basic + "/vm/cirros:0.6.2");
             refused(storeA, "refused the credentials", "push", "--tls-verify=false", "--creds", "alice:wrong", "cirros:0.6.2",
                     "docker://" + basic + "/vm/cirros:0.6.2");
+            Shell.vimgfs(storeA, "push", "--tls-verify=false", "--creds", "alice:s3cret", "--no-chunk-index", "cirros:0.6.2",
+                    "docker://" + basic + "/vm/cirros:plain").ok();
+            assertEquals(Files.readString(storeA.resolve("blobs/sha256/" + manifestHex)), rawManifest(basic, "vm/cirros:plain"),
+                    "--no-chunk-index sends the stored manifest byte for byte");
             Shell.vimgfs(storeA, "push", "--tls-verify=false", "--creds", "alice:s3cret", "cirros:0.6.2",
                     "docker://" + basic + "/vm/cirros:0.6.2").ok();
-            String raw = Shell.run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "alice:s3cret",
-                    "docker://" + basic + "/vm/cirros:0.6.2").ok().out();
-            assertEquals(Files.readString(storeA.resolve("blobs/sha256/" + manifestHex)), raw);
+            String raw = rawManifest(basic, "vm/cirros:0.6.2");
+            String chunksHex = assertChunkIndexed(Files.readString(storeA.resolve("blobs/sha256/" + manifestHex)), raw);
+            String pushedHex = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(raw.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
             Path authFile = dir.resolve("auth.json");
             Files.writeString(authFile, "{\"auths\":{\"" + basic + "\":{\"auth\":\""
                     + java.util.Base64.getEncoder().encodeToString("alice:s3cret".getBytes()) + "\"}}}");
             Shell.vimgfs(storeB, "pull", "--tls-verify=false", "--authfile", authFile.toString(),
                     "docker://" + basic + "/vm/cirros:0.6.2", "cirros:0.6.2").ok();
-            assertEquals(manifestHex, manifestDigest(storeB, "cirros:0.6.2"));
+            assertEquals(pushedHex, manifestDigest(storeB, "cirros:0.6.2"), "the pull keeps the manifest the registry holds");
             assertEquals(Shell.sha256(disk), ls(storeB).lines().filter(l -> l.startsWith("cirros:0.6.2 ")).findFirst()
                     .orElseThrow().split("\\s+")[1]);
+            assertChunkIndexOf(disk, storeB.resolve("blobs/sha256/" + chunksHex));
+            assertTrue(Shell.vimgfs(storeB, "fsck").ok().out().contains("clean"));
+            Shell.vimgfs(storeB, "push", "--tls-verify=false", "--creds", "alice:s3cret", "cirros:0.6.2",
+                    "docker://" + basic + "/vm/cirros:from-b").ok();
+            assertEquals(raw, rawManifest(basic, "vm/cirros:from-b"), "an image pulled with its index is pushed as pulled");
             // $REGISTRY_AUTH_FILE, and a second push finds every blob there already (HEAD) and still succeeds.
             Shell.Result again = Shell.run(Shell.DEFAULT_TIMEOUT, Map.of("REGISTRY_AUTH_FILE", authFile.toString()),
                     List.of(Shell.java(), "-jar", Shell.jar().toString(), "--store", storeA.toString(), "push",
@@ -356,7 +366,7 @@ class RegistryTest {
             Shell.vimgfs(storeC, "pull", "--tls-verify=false", "--creds", "bob:t0ken", "docker://" + bearer + "/vm/cirros:1", "vm:1").ok();
             Shell.vimgfs(storeC, "pull", "--tls-verify=false", "--creds", "bob:t0ken", "docker://" + bearer + "/kubevirt/cirros:1", "cd:1").ok();
             assertTrue(ls(storeC).contains("cd:1 " + Shell.sha256(disk)), ls(storeC));
-            assertEquals(manifestHex, manifestDigest(storeC, "vm:1"));
+            assertEquals(pushedHex, manifestDigest(storeC, "vm:1"), "the same image pushed twice has the same manifest digest");
             assertTrue(Files.readString(tokenLog).contains("scope=repository%3Akubevirt%2Fcirros%3Apull%2Cpush"),
                     Files.readString(tokenLog));
 
@@ -579,6 +589,39 @@ class RegistryTest {
         try (var blobs = Files.list(store.resolve("blobs/sha256"))) {
             return (int) blobs.count();
         }
+    }
+
+    private static String rawManifest(String registry, String reference) {
+        return Shell.run("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "alice:s3cret",
+                "docker://" + registry + "/" + reference).ok().out();
+    }
+
+    /**
+     * A pushed vimgfs manifest is the stored one with a second layer, the chunk index, whose digest
+     * the disk layer's annotation names and whose size follows from the disk's; returns its hex.
+     */
+    private static String assertChunkIndexed(String stored, String pushed) throws IOException {
+        JsonNode before = JSON.readTree(stored);
+        JsonNode after = JSON.readTree(pushed);
+        assertEquals(before.path("config"), after.path("config"));
+        assertEquals(2, after.path("layers").size(), pushed);
+        JsonNode disk = after.path("layers").get(0);
+        JsonNode index = after.path("layers").get(1);
+        assertEquals(before.path("layers").get(0).path("digest"), disk.path("digest"));
+        assertEquals("application/vnd.vimgfs.chunks.v1", index.path("mediaType").asText());
+        assertEquals(index.path("digest").asText(), disk.path("annotations").path("io.vimgfs.chunks").asText());
+        long chunks = (disk.path("size").asLong() + (1 << 20) - 1) >> 20;
+        assertEquals(28 + chunks * 32 + (chunks + 7) / 8, index.path("size").asLong(), "one digest per MiB and a zero map");
+        return index.path("digest").asText().substring("sha256:".length());
+    }
+
+    /** The chunk index blob starts with its header, then the SHA-256 of the disk's first MiB. */
+    private static void assertChunkIndexOf(Path disk, Path blob) throws Exception {
+        byte[] index = Files.readAllBytes(blob);
+        byte[] first = java.util.Arrays.copyOf(Files.readAllBytes(disk), (int) Math.min(1 << 20, Files.size(disk)));
+        assertEquals("VIMGCHK1", new String(index, 0, 8, java.nio.charset.StandardCharsets.US_ASCII));
+        assertEquals(java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(first)),
+                java.util.HexFormat.of().formatHex(index, 28, 60));
     }
 
     private static String manifestDigest(Path store, String name) throws IOException {

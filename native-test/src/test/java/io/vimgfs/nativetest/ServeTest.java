@@ -135,6 +135,10 @@ class ServeTest {
                     () -> Files.exists(mounted.path("tags/pushed/raw/2")));
             assertEquals(Shell.sha256(raw), Shell.sha256(mounted.path("tags/pushed/raw/2")));
         }
+        JsonNode served = JSON.readTree(get(hostB, "/v2/pushed/raw/manifests/2").body());
+        JsonNode index = served.path("layers").get(1);
+        assertEquals("application/vnd.vimgfs.chunks.v1", index.path("mediaType").asText(), "the push's chunk index is kept");
+        assertEquals(index.path("size").asLong(), get(hostB, "/v2/pushed/raw/blobs/" + index.path("digest").asText()).body().length);
         Shell.run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:" + out + ":copied",
                 "docker://" + hostB + "/skopeo/disk:1").ok();
         assertTrue(ls(b).contains("skopeo/disk:1 " + Shell.sha256(disk)), ls(b));

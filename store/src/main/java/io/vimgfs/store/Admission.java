@@ -31,8 +31,11 @@ final class Admission {
         }
     }
 
-    /** A manifest and config from elsewhere, stored exactly as given, and the image they describe. */
-    record Described(StoredImage image, byte[] manifest, byte[] config) {
+    /**
+     * A manifest and config from elsewhere, stored exactly as given, the image they describe, and
+     * the chunk index blob when the manifest names one.
+     */
+    record Described(StoredImage image, byte[] manifest, byte[] config, Optional<byte[]> chunks) {
     }
 
     private final MetadataBlobs metadata;
@@ -72,6 +75,7 @@ final class Admission {
         if (!described.image().config().equals(configDigest)) {
             throw new DigestMismatchException(described.image().config(), configDigest);
         }
+        checkChunks(described);
         Staged staged = stage(layer, reference, catalog);
         if (!staged.digest().equals(described.image().layer()) || staged.size() != described.image().size()) {
             throw new DigestMismatchException(described.image().layer(), staged.digest());
@@ -125,6 +129,9 @@ final class Admission {
                 new BlobAttributes(staged.digest(), probe.format(), probe.virtualSize(), backing));
         StoredImage image;
         if (described.isPresent()) {
+            if (described.get().chunks().isPresent()) {
+                batch.writeBlob(described.get().chunks().get(), true);
+            }
             batch.writeBlob(described.get().config(), true);
             batch.writeBlob(described.get().manifest(), true);
             image = described.get().image();
@@ -133,6 +140,28 @@ final class Admission {
         }
         crashHook.accept(CrashPoint.MANIFEST_WRITTEN);
         return image;
+    }
+
+    /** The chunk index given must be the one the manifest names, and shaped for its layer. */
+    private static void checkChunks(Described described) throws IOException {
+        Optional<Digest> named = described.image().chunks();
+        if (named.isPresent() != described.chunks().isPresent()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.CORRUPT, named.isPresent()
+                    ? "the manifest names chunk index " + named.get() + ", but none was given"
+                    : "a chunk index was given, but the manifest names none");
+        }
+        if (named.isPresent()) {
+            Digest given = Digest.of(BlobFiles.sha256(described.chunks().get()));
+            if (!given.equals(named.get())) {
+                throw new DigestMismatchException(named.get(), given);
+            }
+            try {
+                ChunkIndex.parse(described.chunks().get(), described.image().size());
+            } catch (StoreDamagedException e) {
+                throw new ImageRejectedException(ImageRejectedException.Reason.CORRUPT, "chunk index " + named.get()
+                        + ": " + e.getMessage());
+            }
+        }
     }
 
     /** A manifest that lies about its layer would make listings and QEMU disagree: refuse it. */

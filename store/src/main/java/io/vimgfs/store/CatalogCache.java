@@ -32,7 +32,7 @@ import java.util.zip.CRC32C;
  */
 final class CatalogCache {
     static final String FILE = "catalog.cache";
-    private static final long MAGIC = 0x56494d4743415431L; // "VIMGCAT1"
+    private static final long MAGIC = 0x56494d4743415432L; // "VIMGCAT2": images carry their chunk index
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** What a matching cache holds: the catalog and the journal sequence its index.json includes. */
@@ -75,7 +75,7 @@ final class CatalogCache {
             out.writeInt(catalog.images().size());
             for (StoredImage image : catalog.images()) {
                 position.put(image.layer(), position.size());
-                Journal.image(out, image); // the journal's record of an image
+                Journal.imageAndChunks(out, image); // the journal's record of an image
             }
             out.writeInt(catalog.names().size());
             for (Map.Entry<ImageName, Digest> name : catalog.names().entrySet()) {
@@ -123,7 +123,7 @@ final class CatalogCache {
             int imageCount = in.readInt();
             List<StoredImage> images = new ArrayList<>(imageCount);
             for (int i = 0; i < imageCount; i++) {
-                images.add(Journal.image(in));
+                images.add(Journal.imageAndChunks(in));
             }
             int nameCount = in.readInt();
             Map<ImageName, Digest> names = new HashMap<>(nameCount * 4 / 3 + 1);

@@ -107,7 +107,7 @@ final class GarbageCollector {
         }
         Set<Digest> candidates = new HashSet<>();
         for (StoredImage image : dropped) {
-            candidates.addAll(List.of(image.manifest(), image.config(), image.layer()));
+            candidates.addAll(image.blobs());
         }
         candidates.removeAll(mark(after));
         Map<Digest, List<ImageHolder>> open = openAmong(candidates);
@@ -205,9 +205,7 @@ final class GarbageCollector {
     Set<Digest> mark(Catalog catalog) throws IOException {
         Set<Digest> live = new HashSet<>();
         for (StoredImage image : catalog.images()) {
-            live.add(image.manifest());
-            live.add(image.config());
-            live.add(image.layer());
+            live.addAll(image.blobs());
             image.backing().ifPresent(live::add);
         }
         Deque<Digest> manifests = new ArrayDeque<>();

@@ -29,6 +29,10 @@ public enum ImageFormat {
         return valueOf(id.toUpperCase(Locale.ROOT));
     }
 
+    public static boolean isDiskMediaType(String mediaType) {
+        return mediaType.startsWith(MEDIA_TYPE_PREFIX);
+    }
+
     public static ImageFormat ofMediaType(String mediaType) {
         if (!mediaType.startsWith(MEDIA_TYPE_PREFIX)) {
             throw new IllegalArgumentException("not a vimgfs disk media type: " + mediaType);

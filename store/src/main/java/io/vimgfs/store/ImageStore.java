@@ -245,18 +245,21 @@ public final class ImageStore implements Closeable {
     }
 
     /** A stored image exactly as the layout holds it: what {@code vimgfs push} sends byte for byte. */
-    public record Artifact(byte[] manifest, byte[] config, Digest layer, long layerSize, String layerMediaType) { }
+    public record Artifact(byte[] manifest, byte[] config, Digest layer, long layerSize, String layerMediaType,
+            Optional<byte[]> chunks) { }
 
     /** The manifest, config and layer of a stored image, for sending it elsewhere unchanged. */
     public Artifact artifact(Digest layer) throws IOException {
         StoredImage image = catalog().image(layer).orElseThrow(() -> new ImageNotFoundException(layer.toString()));
         return new Artifact(files.read(image.manifest()), files.read(image.config()), layer, image.size(),
-                image.format().mediaType());
+                image.format().mediaType(), image.chunks().isPresent() ? Optional.of(files.read(image.chunks().get()))
+                        : Optional.empty());
     }
 
     /** Places a vimgfs artifact byte for byte, consuming the layer ({@link Placement#placeArtifact}). */
-    public ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
-        return placement.placeArtifact(layer, manifest, config, reference);
+    public ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Optional<byte[]> chunks, Reference reference)
+            throws IOException {
+        return placement.placeArtifact(layer, manifest, config, chunks, reference);
     }
 
     /** Gives an existing image (by name or digest) another name, moving the name if it is taken. */

@@ -54,6 +54,8 @@ final class Journal implements Closeable {
     private static final byte DROP_IMAGE = 6;
     private static final byte SET_FOREIGN = 7;
     private static final byte REMOVE_FOREIGN = 8;
+    /** An AddImage whose manifest names a chunk index: its own type, so stores without one stay readable by older versions. */
+    private static final byte ADD_IMAGE_CHUNKED = 9;
 
     private final Path file;
     /** Open for appending; null for a store on a read-only filesystem. */
@@ -238,6 +240,10 @@ final class Journal implements Closeable {
         } else if (change instanceof Change.RemoveName remove) {
             out.writeByte(REMOVE_NAME);
             name(out, remove.name());
+        } else if (change instanceof Change.AddImage add && add.image().chunks().isPresent()) {
+            out.writeByte(ADD_IMAGE_CHUNKED);
+            image(out, add.image());
+            digest(out, add.image().chunks().get());
         } else if (change instanceof Change.AddImage add) {
             out.writeByte(ADD_IMAGE);
             image(out, add.image());
@@ -292,6 +298,8 @@ final class Journal implements Closeable {
                 return new Change.RemoveName(name(in));
             case ADD_IMAGE:
                 return new Change.AddImage(image(in));
+            case ADD_IMAGE_CHUNKED:
+                return new Change.AddImage(image(in).withChunks(digest(in)));
             case REMOVE_IMAGE:
                 return new Change.RemoveImage(digest(in));
             case HOLD_CHANGED:
@@ -347,6 +355,20 @@ final class Journal implements Closeable {
         digest(out, image.manifest());
         out.writeLong(image.manifestSize());
         digest(out, image.config());
+    }
+
+    /** {@link #image} followed by the chunk index digest, if any: the catalog cache's record. */
+    static void imageAndChunks(DataOutputStream out, StoredImage image) throws IOException {
+        image(out, image);
+        out.writeBoolean(image.chunks().isPresent());
+        if (image.chunks().isPresent()) {
+            digest(out, image.chunks().get());
+        }
+    }
+
+    static StoredImage imageAndChunks(DataInputStream in) throws IOException {
+        StoredImage image = image(in);
+        return in.readBoolean() ? image.withChunks(digest(in)) : image;
     }
 
     static StoredImage image(DataInputStream in) throws IOException {

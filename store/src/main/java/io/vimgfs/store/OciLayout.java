@@ -40,6 +40,7 @@ final class OciLayout {
     private static final String VIRTUAL_SIZE = "io.vimgfs.virtual-size";
     private static final String CLUSTER_SIZE = "io.vimgfs.cluster-size";
     private static final String BACKING = "io.vimgfs.backing";
+    private static final String CHUNKS_DIGEST = "io.vimgfs.chunks.digest";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -93,13 +94,12 @@ final class OciLayout {
         JsonNode manifest = tree(manifestBytes, manifestDigest);
         JsonNode config = tree(configBytes, manifestDigest);
         try {
-            JsonNode layers = manifest.path("layers");
-            if (!ARTIFACT_TYPE.equals(manifest.path("artifactType").asText()) || layers.size() != 1) {
+            if (!ARTIFACT_TYPE.equals(manifest.path("artifactType").asText())) {
                 throw new StoreDamagedException("manifest " + manifestDigest + " is not a vimgfs image manifest");
             }
-            JsonNode layer = layers.get(0);
+            JsonNode layer = diskLayer(manifest, manifestDigest);
             String backing = config.path("backing").asText("");
-            return new StoredImage(
+            StoredImage image = new StoredImage(
                     Digest.parse(layer.path("digest").asText()),
                     layer.path("size").asLong(),
                     ImageFormat.ofMediaType(layer.path("mediaType").asText()),
@@ -110,10 +110,75 @@ final class OciLayout {
                     manifestDigest,
                     manifestBytes.length,
                     Digest.parse(manifest.path("config").path("digest").asText()));
+            Optional<Digest> chunks = chunkLayer(manifest, layer, manifestDigest);
+            return chunks.isPresent() ? image.withChunks(chunks.get()) : image;
         } catch (InvalidNameException | IllegalArgumentException | DateTimeParseException e) {
             throw new StoreDamagedException("manifest " + manifestDigest + " or its config is malformed: "
                     + e.getMessage(), e);
         }
+    }
+
+    /** The one disk layer of a vimgfs manifest; beside it there may be only its chunk index. */
+    private static JsonNode diskLayer(JsonNode manifest, Digest manifestDigest) throws StoreDamagedException {
+        JsonNode disk = null;
+        for (JsonNode layer : manifest.path("layers")) {
+            String mediaType = layer.path("mediaType").asText();
+            if (ImageFormat.isDiskMediaType(mediaType) && disk == null) {
+                disk = layer;
+            } else if (!ChunkIndex.MEDIA_TYPE.equals(mediaType)) {
+                throw new StoreDamagedException("manifest " + manifestDigest + " is not a vimgfs image manifest: it has"
+                        + " a layer of type '" + InvalidNameException.printable(mediaType) + "' beside its disk");
+            }
+        }
+        if (disk == null) {
+            throw new StoreDamagedException("manifest " + manifestDigest + " is not a vimgfs image manifest: no disk layer");
+        }
+        return disk;
+    }
+
+    /** The chunk index layer the disk layer names, if any: exactly one, of the size its disk needs. */
+    private static Optional<Digest> chunkLayer(JsonNode manifest, JsonNode disk, Digest manifestDigest)
+            throws StoreDamagedException, InvalidNameException {
+        List<JsonNode> indexes = new ArrayList<>();
+        manifest.path("layers").forEach(l -> {
+            if (ChunkIndex.MEDIA_TYPE.equals(l.path("mediaType").asText())) {
+                indexes.add(l);
+            }
+        });
+        String named = disk.path("annotations").path(ChunkIndex.ANNOTATION).asText("");
+        if (indexes.isEmpty() && named.isEmpty()) {
+            return Optional.empty();
+        }
+        if (indexes.size() != 1 || !named.equals(indexes.get(0).path("digest").asText())) {
+            throw new StoreDamagedException("manifest " + manifestDigest + " has " + indexes.size() + " chunk index layers,"
+                    + " and its disk layer names " + (named.isEmpty() ? "none" : named) + ": it needs exactly one, named");
+        }
+        long size = indexes.get(0).path("size").asLong(-1);
+        if (size != ChunkIndex.blobSize(disk.path("size").asLong())) {
+            throw new StoreDamagedException("manifest " + manifestDigest + ": its chunk index layer is " + size
+                    + " bytes, not the " + ChunkIndex.blobSize(disk.path("size").asLong()) + " its disk layer needs");
+        }
+        return Optional.of(Digest.parse(named));
+    }
+
+    /**
+     * The manifest a push sends for a stored manifest without a chunk index: the same document
+     * with the index as a second layer, named by an annotation on the disk layer. Deterministic,
+     * so pushing the same image twice gives the same manifest digest.
+     */
+    static byte[] withChunkIndex(byte[] manifestBytes, Digest manifestDigest, Digest chunks, long chunksSize)
+            throws StoreDamagedException {
+        ObjectNode manifest = (ObjectNode) tree(manifestBytes, manifestDigest);
+        JsonNode disk = diskLayer(manifest, manifestDigest);
+        if (manifest.path("layers").size() != 1) {
+            throw new StoreDamagedException("manifest " + manifestDigest + " already has a chunk index");
+        }
+        ObjectNode annotations = disk.path("annotations").isObject() ? (ObjectNode) disk.path("annotations")
+                : ((ObjectNode) disk).putObject("annotations");
+        annotations.put(ChunkIndex.ANNOTATION, chunks.toString());
+        ((com.fasterxml.jackson.databind.node.ArrayNode) manifest.path("layers"))
+                .add(descriptor(ChunkIndex.MEDIA_TYPE, chunks, chunksSize));
+        return bytes(manifest);
     }
 
     /** The config digest of a manifest, to read it before the image can be parsed. */
@@ -232,7 +297,8 @@ final class OciLayout {
                     parseInstant(a.path(CREATED).asText()),
                     manifest,
                     manifestSize,
-                    Digest.parse(a.path(CONFIG_DIGEST).asText())));
+                    Digest.parse(a.path(CONFIG_DIGEST).asText()),
+                    a.has(CHUNKS_DIGEST) ? Optional.of(Digest.parse(a.path(CHUNKS_DIGEST).asText())) : Optional.empty()));
         } catch (InvalidNameException | IllegalArgumentException | DateTimeParseException e) {
             return Optional.empty(); // a damaged cache: read the blobs instead
         }
@@ -403,6 +469,7 @@ final class OciLayout {
             a.put(CLUSTER_SIZE, Integer.toString(image.clusterSize()));
         }
         image.backing().ifPresent(b -> a.put(BACKING, b.toString()));
+        image.chunks().ifPresent(c -> a.put(CHUNKS_DIGEST, c.toString()));
         return d;
     }
 

@@ -48,15 +48,17 @@ final class Placement {
 
     /**
      * Places a vimgfs artifact from elsewhere byte for byte: its manifest and config are stored as
-     * given, so the image keeps the manifest digest it had where it came from. The layer is
+     * given, so the image keeps the manifest digest it had where it came from, and so is the chunk
+     * index it names, if any (checked against the manifest and the layer's size). The layer is
      * hashed, pinned and probed exactly as {@link #place} does, and the manifest must describe it
      * truly: its digest, size, format, virtual size and backing. The upload is consumed.
      */
-    ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Reference reference) throws IOException {
+    ImageInfo placeArtifact(Upload layer, byte[] manifest, byte[] config, Optional<byte[]> chunks, Reference reference)
+            throws IOException {
         try {
             store.refresh();
             Admission.Described described = new Admission.Described(
-                    OciLayout.parseImage(Digest.of(BlobFiles.sha256(manifest)), manifest, config), manifest, config);
+                    OciLayout.parseImage(Digest.of(BlobFiles.sha256(manifest)), manifest, config), manifest, config, chunks);
             Admission.Staged staged = admission.stage(layer, described, reference, store.catalog());
             Catalog after = commits.change("place an image", (catalog, batch) -> Admission.named(catalog, reference.name(),
                     admission.admit(catalog, staged, Optional.of(described), batch)));

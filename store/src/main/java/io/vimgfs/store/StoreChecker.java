@@ -146,7 +146,7 @@ final class StoreChecker {
                 if (change instanceof Change.AddImage add) {
                     StoredImage image = add.image();
                     String role = "blob of image " + image.layer().shortHex() + " in journal commit " + frame.sequence();
-                    for (Digest blob : List.of(image.manifest(), image.config(), image.layer())) {
+                    for (Digest blob : image.blobs()) {
                         usable(blob, present, corrupt, role, problems);
                     }
                 }

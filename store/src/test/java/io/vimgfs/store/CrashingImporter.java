@@ -27,6 +27,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * crash STORE POINT@N pull SOURCE NAME RANGE_BYTES IN_FLIGHT   pull over https (any certificate) in ranges;
  *                        POINT@N halts at the Nth time the process passes POINT
  * crash STORE POINT keep REPO REF   keep a container image (not a disk) as vimgfs serve does
+ * crash STORE POINT place SOURCE NAME   place SOURCE's image NAME with a chunk index, as a pull of a pushed image does
  * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
  * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
  * uses STORE             record a use of every image and write last-use.json, forever, printing "persisted I"
@@ -180,10 +181,28 @@ public final class CrashingImporter {
                         new Puller.Ranges(Long.parseLong(args[6]), Long.parseLong(args[6]), Integer.parseInt(args[7])))
                         .pull(RegistryReference.parse(args[4]), Reference.parse(args[5]), new Puller.Choice("amd64", "qemu"));
                 case "keep" -> ForeignContentTest.ContainerImage.of("crash", null).keep(s, args[4], args[5]);
+                case "place" -> placeWithChunkIndex(s, Path.of(args[4]), args[5]);
                 default -> throw new IllegalArgumentException(args[3]);
             }
         }
         System.out.println(pause ? "done" : "finished without reaching " + target);
+    }
+
+    /** Places SOURCE's image NAME byte for byte with a chunk index, as a pull of a pushed image does. */
+    private static void placeWithChunkIndex(ImageStore target, Path sourceStore, String name) throws IOException {
+        try (ImageStore source = ImageStore.open(sourceStore)) {
+            ImageStore.Artifact artifact = source.artifact(source.resolve(name).digest());
+            ChunkIndex index;
+            try (java.nio.channels.FileChannel layer = source.openImage(artifact.layer())) {
+                index = ChunkIndex.compute(layer, artifact.layerSize(), n -> { });
+            }
+            Upload upload = target.beginUpload();
+            try (java.io.InputStream in = java.nio.channels.Channels.newInputStream(source.openImage(artifact.layer()))) {
+                upload.copyFrom(in, n -> { });
+            }
+            target.placeArtifact(upload, index.addTo(artifact.manifest()), artifact.config(), Optional.of(index.bytes()),
+                    Reference.parse(name));
+        }
     }
 
     private static void awaitLine() {

@@ -3,6 +3,7 @@ package io.vimgfs.store;
 import static io.vimgfs.store.StoreFiles.blobNames;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,7 +50,7 @@ class PlaceArtifactTest {
         ImageInfo original = importQcow2(source, "cirros:1");
         ImageStore.Artifact artifact = source.artifact(original.digest());
 
-        ImageInfo placed = target.placeArtifact(layerUpload(artifact), artifact.manifest(), artifact.config(),
+        ImageInfo placed = target.placeArtifact(layerUpload(artifact), artifact.manifest(), artifact.config(), Optional.empty(),
                 Reference.parse("cirros:pulled"));
 
         assertEquals(original.digest(), placed.digest());
@@ -109,22 +110,93 @@ class PlaceArtifactTest {
                 source.importFile(overlay, Reference.parse("vm:1"), n -> { }).digest());
 
         ImageRejectedException refused = assertThrows(ImageRejectedException.class, () -> target.placeArtifact(
-                layerUpload(artifact), artifact.manifest(), artifact.config(), Reference.parse("vm:1")));
+                layerUpload(artifact), artifact.manifest(), artifact.config(), Optional.empty(), Reference.parse("vm:1")));
         assertTrue(refused.getMessage().contains("pull the base image first"), refused.getMessage());
         assertEquals(Set.of(), target.names().keySet());
 
         ImageStore.Artifact baseArtifact = source.artifact(base.digest());
-        target.placeArtifact(layerUpload(baseArtifact), baseArtifact.manifest(), baseArtifact.config(), Reference.parse("base:1"));
-        ImageInfo placed = target.placeArtifact(layerUpload(artifact), artifact.manifest(), artifact.config(),
+        target.placeArtifact(layerUpload(baseArtifact), baseArtifact.manifest(), baseArtifact.config(), Optional.empty(),
+                Reference.parse("base:1"));
+        ImageInfo placed = target.placeArtifact(layerUpload(artifact), artifact.manifest(), artifact.config(), Optional.empty(),
                 Reference.parse("vm:1"));
         assertEquals(Optional.of(base.digest()), placed.backing());
+    }
+
+    @Test
+    void anArtifactWithAChunkIndexKeepsItThroughReopenGcAndUntag() throws IOException {
+        ImageStore.Artifact artifact = source.artifact(importRaw(source, "vm:1", 3 * (1 << 20) + 5).digest());
+        ChunkIndex index = chunkIndex(artifact);
+        byte[] manifest = index.addTo(artifact.manifest());
+
+        ImageInfo placed = target.placeArtifact(layerUpload(artifact), manifest, artifact.config(), Optional.of(index.bytes()),
+                Reference.parse("vm:pulled"));
+
+        assertEquals(artifact.layer(), placed.digest());
+        String chunks = index.digest().hex();
+        assertTrue(blobNames(target.root()).contains(chunks), "the chunk index is stored as a blob");
+        assertArrayEquals(manifest, target.artifact(placed.digest()).manifest(), "the manifest naming it is stored as given");
+        assertTrue(target.collectGarbage(false).removals().isEmpty(), "gc keeps the index of a named image");
+        assertTrue(target.fsck(false, n -> { }).clean());
+        target.close();
+        target = ImageStore.open(dir.resolve("target")); // from the journal
+        assertArrayEquals(index.bytes(), target.artifact(placed.digest()).chunks().orElseThrow());
+        target.syncIndex();
+        target.close();
+        target = ImageStore.open(dir.resolve("target")); // from index.json and the catalog cache
+        assertArrayEquals(index.bytes(), target.artifact(placed.digest()).chunks().orElseThrow());
+        StoreFiles.assertSkopeoReads(target.root(), "vm:pulled");
+
+        target.untag(ImageName.parse("vm:pulled"));
+        target.syncIndex(); // the index writer sweeps what a change dropped
+        assertFalse(blobNames(target.root()).contains(artifact.layer().hex()));
+        assertFalse(blobNames(target.root()).contains(chunks), "the index goes with the image's last name");
+        assertTrue(target.fsck(false, n -> { }).clean());
+    }
+
+    @Test
+    void aChunkIndexThatIsNotTheOneTheManifestNamesIsRefused() throws IOException {
+        ImageStore.Artifact artifact = source.artifact(importRaw(source, "vm:1", 2 * (1 << 20)).digest());
+        ChunkIndex index = chunkIndex(artifact);
+        byte[] manifest = index.addTo(artifact.manifest());
+        byte[] other = chunkIndex(source.artifact(importRaw(source, "vm:2", 2 * (1 << 20)).digest())).bytes();
+        byte[] malformed = index.bytes();
+        malformed[0] = 'X';
+        byte[] namingMalformed = OciLayout.withChunkIndex(artifact.manifest(), Digest.of(BlobFiles.sha256(artifact.manifest())),
+                Digest.of(BlobFiles.sha256(malformed)), malformed.length);
+
+        assertChunksRefused(DigestMismatchException.class, artifact, manifest, Optional.of(other), "");
+        assertChunksRefused(ImageRejectedException.class, artifact, manifest, Optional.empty(), "but none was given");
+        assertChunksRefused(ImageRejectedException.class, artifact, artifact.manifest(), Optional.of(index.bytes()),
+                "the manifest names none");
+        assertChunksRefused(ImageRejectedException.class, artifact, namingMalformed, Optional.of(malformed), "VIMGCHK1");
+    }
+
+    private void assertChunksRefused(Class<? extends Exception> kind, ImageStore.Artifact artifact, byte[] manifest,
+            Optional<byte[]> chunks, String why) throws IOException {
+        Set<String> blobsBefore = blobNames(target.root());
+        Exception refused = assertThrows(kind, () -> target.placeArtifact(layerUpload(artifact), manifest, artifact.config(),
+                chunks, Reference.parse("liar:1")));
+        assertTrue(refused.getMessage().contains(why), refused.getMessage());
+        assertEquals(Set.of(), target.names().keySet(), "nothing is named");
+        assertEquals(blobsBefore, blobNames(target.root()), "nothing of it is stored");
+    }
+
+    private ChunkIndex chunkIndex(ImageStore.Artifact artifact) throws IOException {
+        try (java.nio.channels.FileChannel layer = source.openImage(artifact.layer())) {
+            return ChunkIndex.compute(layer, artifact.layerSize(), n -> { });
+        }
+    }
+
+    private ImageInfo importRaw(ImageStore store, String reference, int size) throws IOException {
+        Path file = Files.write(dir.resolve(reference.replace(':', '-') + ".img"), StoreFiles.bytes(reference, size));
+        return store.importFile(file, Reference.parse(reference), n -> { });
     }
 
     private void assertRefused(Class<? extends Exception> kind, ImageStore.Artifact artifact, byte[] manifest, byte[] config,
             String why) throws IOException {
         Set<String> blobsBefore = blobNames(target.root());
         Set<ImageName> namesBefore = Set.copyOf(target.names().keySet());
-        Exception refused = assertThrows(kind, () -> target.placeArtifact(layerUpload(artifact), manifest, config,
+        Exception refused = assertThrows(kind, () -> target.placeArtifact(layerUpload(artifact), manifest, config, Optional.empty(),
                 Reference.parse("liar:1")));
         assertTrue(refused.getMessage().contains(why), refused.getMessage());
         assertEquals(namesBefore, Set.copyOf(target.names().keySet()), "nothing is named");

@@ -2,8 +2,10 @@ package io.vimgfs.store.registry;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vimgfs.store.ChunkIndex;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.DigestMismatchException;
+import io.vimgfs.store.ImageFormat;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.InvalidNameException;
@@ -124,13 +126,9 @@ public final class Puller {
 
     private ImageInfo pullArtifact(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
             JsonNode tree, Reference name, String display) throws IOException {
-        JsonNode layers = tree.path("layers");
-        if (layers.size() != 1) {
-            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": a vimgfs image has one layer, this has "
-                    + layers.size());
-        }
-        Digest layer = digest(layers.get(0), display);
-        long size = layers.get(0).path("size").asLong(-1);
+        JsonNode disk = diskLayer(tree, display);
+        Digest layer = digest(disk, display);
+        long size = disk.path("size").asLong(-1);
         if (name.pin().isPresent() && !name.pin().get().equals(layer)) {
             throw new DigestMismatchException(name.pin().get(), layer); // known from the manifest: transfer nothing
         }
@@ -141,14 +139,15 @@ public final class Puller {
         JsonNode configDescriptor = tree.path("config");
         byte[] config = client.smallBlob(source.repository(), digest(configDescriptor, display),
                 configDescriptor.path("size").asLong(-1), display);
+        Optional<byte[]> chunks = chunkIndex(client, source, tree, size, display);
         progress.begin("pull", size);
         if (size >= ranges.minBytes() && ranges.inFlight() > 0) {
-            return pullRanged(client, source, manifest, config, layer, size, name, display);
+            return pullRanged(client, source, new Described(manifest, config, chunks), layer, size, name, display);
         }
         Upload upload = store.beginUpload();
         try {
             stream(client, source.repository(), layer, size, upload, display);
-            return placeArtifact(upload, manifest, config, layer, name, display);
+            return placeArtifact(upload, new Described(manifest, config, chunks), layer, name, display);
         } finally {
             upload.abandon();
         }
@@ -159,8 +158,8 @@ public final class Puller {
      * pull run again resumes; placed (and the partial state removed) once whole, the digest checked
      * as for any upload. A registry that ignores Range gets the blob streamed whole.
      */
-    private ImageInfo pullRanged(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
-            byte[] config, Digest layer, long size, Reference name, String display) throws IOException {
+    private ImageInfo pullRanged(RegistryClient client, RegistryReference source, Described described, Digest layer,
+            long size, Reference name, String display) throws IOException {
         PartialDownload partial = store.resumeDownload(layer, size, ranges.rangeBytes());
         Upload whole;
         try {
@@ -181,7 +180,7 @@ public final class Puller {
             throw e;
         }
         try {
-            return placeArtifact(whole, manifest, config, layer, name, display);
+            return placeArtifact(whole, described, layer, name, display);
         } finally {
             partial.discard(); // placed, or its bytes were refused: a rerun starts afresh either way
         }
@@ -210,10 +209,44 @@ public final class Puller {
         }
     }
 
-    private ImageInfo placeArtifact(Upload upload, RegistryClient.Manifest manifest, byte[] config, Digest layer,
-            Reference name, String display) throws IOException {
+    /** What a vimgfs manifest brings beside its disk layer: its config, and its chunk index if it has one. */
+    private record Described(RegistryClient.Manifest manifest, byte[] config, Optional<byte[]> chunks) {
+    }
+
+    /**
+     * The disk layer of a vimgfs manifest, chosen by media type: beside it there may be a chunk
+     * index ({@link ChunkIndex#MEDIA_TYPE}), which the store checks against the disk.
+     */
+    private static JsonNode diskLayer(JsonNode tree, String display) throws RegistryException {
+        List<JsonNode> disks = new ArrayList<>();
+        for (JsonNode layer : tree.path("layers")) {
+            if (ImageFormat.isDiskMediaType(layer.path("mediaType").asText())) {
+                disks.add(layer);
+            }
+        }
+        if (disks.size() != 1) {
+            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": a vimgfs image has one disk layer"
+                    + " (application/vnd.vimgfs.disk.*), this has " + disks.size());
+        }
+        return disks.get(0);
+    }
+
+    /** The chunk index the disk layer names, fetched whole (its size follows from the disk's), or empty. */
+    private static Optional<byte[]> chunkIndex(RegistryClient client, RegistryReference source, JsonNode tree, long size,
+            String display) throws IOException {
+        for (JsonNode layer : tree.path("layers")) {
+            if (ChunkIndex.MEDIA_TYPE.equals(layer.path("mediaType").asText())) {
+                return Optional.of(client.smallBlob(source.repository(), digest(layer, display),
+                        layer.path("size").asLong(-1), ChunkIndex.blobSize(Math.max(size, 0)), display));
+            }
+        }
+        return Optional.empty(); // an image pushed without an index: pulled whole, as before
+    }
+
+    private ImageInfo placeArtifact(Upload upload, Described described, Digest layer, Reference name, String display)
+            throws IOException {
         try {
-            return store.placeArtifact(upload, manifest.bytes(), config, name);
+            return store.placeArtifact(upload, described.manifest().bytes(), described.config(), described.chunks(), name);
         } catch (DigestMismatchException e) {
             if (name.pin().isPresent() || !e.expected().equals(layer)) {
                 throw e;

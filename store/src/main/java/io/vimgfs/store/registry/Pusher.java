@@ -2,6 +2,7 @@ package io.vimgfs.store.registry;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.vimgfs.store.ChunkIndex;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.ImageInfo;
 import io.vimgfs.store.ImageName;
@@ -51,22 +52,44 @@ public final class Pusher {
         this.progress = progress;
     }
 
-    /** Pushes the image; returns the digest of the manifest the registry now holds. */
-    public Digest push(ImageInfo image, RegistryReference destination, Format format) throws IOException {
+    /**
+     * Pushes the image; returns the digest of the manifest the registry now holds. With
+     * {@code chunkIndex}, a vimgfs artifact stored without a {@link ChunkIndex} gets one, computed
+     * here in a read of the disk and sent as the manifest's second layer; one pulled with an index
+     * is sent exactly as it was pulled either way.
+     */
+    public Digest push(ImageInfo image, RegistryReference destination, Format format, boolean chunkIndex)
+            throws IOException {
         RegistryClient client = RegistryClient.forRegistry(destination, options, credentials);
-        return format == Format.VIMGFS ? pushArtifact(client, image, destination)
+        return format == Format.VIMGFS ? pushArtifact(client, image, destination, chunkIndex)
                 : pushContainerDisk(client, image, destination);
     }
 
-    private Digest pushArtifact(RegistryClient client, ImageInfo image, RegistryReference destination) throws IOException {
+    private Digest pushArtifact(RegistryClient client, ImageInfo image, RegistryReference destination, boolean chunkIndex)
+            throws IOException {
         String display = destination.toString();
         ImageStore.Artifact artifact = store.artifact(image.digest());
         Optional<String> mountFrom = sourceRepository(image, destination);
-        progress.begin("push", artifact.layerSize() + artifact.config().length);
+        boolean compute = chunkIndex && artifact.chunks().isEmpty();
+        progress.begin("push", artifact.layerSize() * (compute ? 2 : 1) + artifact.config().length
+                + (compute || artifact.chunks().isPresent() ? ChunkIndex.blobSize(artifact.layerSize()) : 0));
+        byte[] manifest = artifact.manifest();
+        Optional<byte[]> chunks = artifact.chunks();
+        if (compute) {
+            try (FileChannel layer = store.openImage(artifact.layer())) {
+                ChunkIndex index = ChunkIndex.compute(layer, artifact.layerSize(), progress::advance);
+                chunks = Optional.of(index.bytes());
+                manifest = index.addTo(manifest);
+            }
+        }
         sendBlob(client, destination, Digest.of(ResumableBody.sha256(artifact.config())), bytesSource(artifact.config()),
                 mountFrom, display);
         sendBlob(client, destination, artifact.layer(), fileSource(artifact), mountFrom, display);
-        return client.putManifest(destination.repository(), destination.manifestReference(), artifact.manifest(),
+        if (chunks.isPresent()) {
+            sendBlob(client, destination, Digest.of(ResumableBody.sha256(chunks.get())), bytesSource(chunks.get()),
+                    mountFrom, display);
+        }
+        return client.putManifest(destination.repository(), destination.manifestReference(), manifest,
                 MediaTypes.OCI_MANIFEST, display);
     }
 

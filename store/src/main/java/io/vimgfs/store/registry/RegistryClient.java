@@ -181,8 +181,13 @@ public final class RegistryClient {
 
     /** A small blob (a config) read whole and verified. */
     public byte[] smallBlob(String repository, Digest digest, long size, String display) throws IOException {
-        if (size < 0 || size > MAX_MANIFEST_BYTES) {
-            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": config blob " + digest
+        return smallBlob(repository, digest, size, MAX_MANIFEST_BYTES, display);
+    }
+
+    /** A blob read whole into memory, refused unless its descriptor's size is at most {@code maxBytes}. */
+    public byte[] smallBlob(String repository, Digest digest, long size, long maxBytes, String display) throws IOException {
+        if (size < 0 || size > maxBytes) {
+            throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": blob " + digest
                     + " claims " + size + " bytes; refusing it");
         }
         try (InputStream in = blob(repository, digest, size, n -> { }, display)) {
