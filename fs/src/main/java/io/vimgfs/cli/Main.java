@@ -32,6 +32,7 @@ import picocli.CommandLine.Option;
             InspectCommand.class,
             PullCommand.class,
             PushCommand.class,
+            OverlayCommand.class,
             ServeCommand.class,
             StatusCommand.class,
             HoldCommand.class,

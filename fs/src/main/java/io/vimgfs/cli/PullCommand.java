@@ -51,6 +51,12 @@ final class PullCommand implements Callable<Integer> {
                     + "ranges; a killed pull run again resumes); 0 streams it in one request, without resume.")
     int parallel;
 
+    @Option(names = "--lazy", description = "Return once the manifest and the chunk index are verified: the mount of"
+            + " this store serves the disk over NBD while it downloads, every chunk checked (vimgfs overlay NAME OUT.qcow2"
+            + " writes a VM disk on it), and names it when it is whole. Needs a mounted store and an image pushed with a"
+            + " chunk index; any other image is pulled whole, with a warning.")
+    boolean lazy;
+
     @Parameters(index = "0", paramLabel = "SOURCE", description = "docker://… reference or http(s):// URL.")
     String source;
 
@@ -63,6 +69,10 @@ final class PullCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--parallel takes 0 to 64, not " + parallel);
         }
         boolean url = source.startsWith("http://") || source.startsWith("https://");
+        if (lazy && url) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--lazy pulls from a registry (docker://…): a URL"
+                    + " has no chunk index");
+        }
         RegistryReference reference = url ? null : parseSource();
         Reference target = target(url, reference);
         try (ImageStore store = main.openStore(); TransferBar bar = registry.progress();
@@ -74,8 +84,14 @@ final class PullCommand implements Callable<Integer> {
                     image = new UrlDownload(store, registry.client(), progress).pull(URI.create(source), target);
                 } else {
                     Puller.Choice choice = new Puller.Choice(arch != null ? arch : Puller.Choice.hostArch(), diskType);
-                    image = new Puller(store, registry.client(), registry.credentials(), progress,
-                            Puller.Ranges.defaults().withInFlight(parallel)).pull(reference, target, choice);
+                    Optional<ImageInfo> placed = lazy ? LazyPull.start(store, registry, reference, target, choice, progress,
+                            spec.commandLine().getOut()) : Optional.empty();
+                    if (lazy && placed.isEmpty()) {
+                        activity.succeeded(0, -1);
+                        return 0; // recorded: the mount serves it and names it when whole
+                    }
+                    image = placed.isPresent() ? placed.get() : new Puller(store, registry.client(), registry.credentials(),
+                            progress, Puller.Ranges.defaults().withInFlight(parallel)).pull(reference, target, choice);
                 }
             } catch (Exception e) {
                 activity.failed(ErrorReporter.describe(e));

@@ -1,5 +1,6 @@
 package io.vimgfs.fs;
 
+import io.vimgfs.nbd.LazyExports;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.StoreAudience;
 import io.vimgfs.store.StoreOptions;
@@ -119,6 +120,7 @@ public final class Mounter {
             // readers hold the store's blob files, not the mount's: only /proc tells when they close
             watcher.scheduleWithFixedDelay(() -> collectClosed(store), 2, 2, TimeUnit.SECONDS);
             watcher.scheduleWithFixedDelay(() -> countActivity(store), 0, 2, TimeUnit.SECONDS);
+            Closeable nbd = serveNbd(store, watcher);
             Housekeeping housekeeping = new Housekeeping(store, request.pruneWatermarks());
             watcher.scheduleWithFixedDelay(housekeeping, HOUSEKEEPING_SECONDS, HOUSEKEEPING_SECONDS, TimeUnit.SECONDS);
             CountDownLatch finished = new CountDownLatch(1);
@@ -160,6 +162,7 @@ public final class Mounter {
             } finally {
                 watcher.shutdownNow();
                 housekeeping.flush();
+                closeQuietly(nbd);
                 closeQuietly(watched);
                 fs.close();
                 if (live.get()) {
@@ -208,11 +211,27 @@ public final class Mounter {
         };
     }
 
+    /**
+     * The store's images and lazy pulls over NBD ({@link LazyExports}), its lazy pulls looked for
+     * on the watcher's timer. A socket that cannot be made only warns: the mount works without it.
+     */
+    private static Closeable serveNbd(ImageStore store, ScheduledExecutorService watcher) {
+        try {
+            LazyExports exports = LazyExports.start(store);
+            watcher.scheduleWithFixedDelay(exports::scan, REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            LOG.log(System.Logger.Level.INFO, "serving the store's images over NBD at " + exports.server().socket());
+            return exports;
+        } catch (IOException | RuntimeException e) {
+            LOG.log(System.Logger.Level.WARNING, "cannot serve NBD (lazy pulls will wait): " + e.getMessage());
+            return () -> { };
+        }
+    }
+
     private static void closeQuietly(Closeable closeable) {
         try {
             closeable.close();
         } catch (IOException e) {
-            LOG.log(System.Logger.Level.WARNING, "closing the status socket: " + e.getMessage());
+            LOG.log(System.Logger.Level.WARNING, "cannot close cleanly: " + e.getMessage());
         }
     }
 

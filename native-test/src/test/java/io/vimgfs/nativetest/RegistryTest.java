@@ -301,6 +301,98 @@ class RegistryTest {
         return Scrape.sum(scrapeAll(port), sample);
     }
 
+    /**
+     * {@code pull --lazy} against docker-registry into a mounted store: it returns with the disk
+     * served over NBD by the mount; QEMU reads the whole disk byte for byte through an overlay
+     * {@code vimgfs overlay} wrote (every chunk verified on its way), the mount names the image once
+     * it is whole, and the overlay keeps reading after that. A byte flipped in the registry's copy
+     * of another disk is never served (QEMU gets EIO, the mount's log names the chunk and both
+     * digests) and nothing of it is placed.
+     */
+    @Test
+    void aLazyPullIsServedOverNbdVerifiedAndPlacedWhenWhole() throws Exception {
+        try {
+            String registry = startRegistry("lazy", "");
+            Path source = dir.resolve("lazy-source");
+            Path disk = dir.resolve("lazy.raw");
+            byte[] bytes = new byte[24 << 20];
+            new java.util.Random(24).nextBytes(bytes);
+            java.util.Arrays.fill(bytes, 8 << 20, 16 << 20, (byte) 0); // eight zero chunks, never fetched
+            Files.write(disk, bytes);
+            String hex = Shell.sha256(disk);
+            Shell.vimgfs(source, "import", disk.toString(), "vm/lazy:1").ok();
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "vm/lazy:1", "docker://" + registry + "/vm/lazy:1").ok();
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "--no-chunk-index", "vm/lazy:1",
+                    "docker://" + registry + "/vm/plain:1").ok();
+            Path bad = dir.resolve("bad.raw");
+            bytes[3 << 20] ^= 1;
+            Files.write(bad, bytes);
+            String badHex = Shell.sha256(bad);
+            Shell.vimgfs(source, "import", bad.toString(), "vm/bad:1").ok();
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "vm/bad:1", "docker://" + registry + "/vm/bad:1").ok();
+            flipInRegistry(dir.resolve("registry-lazy"), badHex, (3 << 20) + 100); // now its chunk 3 lies
+
+            Path store = dir.resolve("lazy-store");
+            String noMount = "no mount of this store is running to serve the disk while it downloads: mount it"
+                    + " (vimgfs MOUNTPOINT) or pull without --lazy";
+            Readme.assertQuotes("(\"" + noMount + "\")", noMount, Shell.vimgfs(store, "pull", "--lazy", "--tls-verify=false",
+                    "docker://" + registry + "/vm/lazy:1", "vm/lazy:1").failed().err());
+            Path plain = dir.resolve("plain-store");
+            Readme.assertQuotes("(\"cannot be pulled lazily: …; pulling it whole\")", "cannot be pulled lazily: …; pulling it whole",
+                    Shell.vimgfs(plain, "pull", "--lazy",
+                    "--tls-verify=false", "docker://" + registry + "/vm/plain:1", "vm/plain:1").ok().err());
+            assertTrue(ls(plain).contains("vm/plain:1 " + hex), "pulled whole: " + ls(plain));
+            // 3 MiB/s per connection: the fill takes seconds, so QEMU reads while the disk is still arriving
+            try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 3L << 20);
+                 MountedStore m = MountedStore.mount(store, dir.resolve("lazy-mnt"))) {
+                String through = "127.0.0.1:" + proxy.port();
+                String pulled = Shell.vimgfs(store, "pull", "--lazy", "--tls-verify=false", "docker://" + through
+                        + "/vm/lazy:1", "vm/lazy:1").ok().out();
+                assertTrue(pulled.contains("vm/lazy:1 sha256:" + hex + " lazy: nbd+unix:///sha256:" + hex + "?socket="), pulled);
+                Path overlay = dir.resolve("vm.qcow2");
+                String written = Shell.vimgfs(store, "overlay", "vm/lazy:1", overlay.toString()).ok().out();
+                assertTrue(written.contains("over NBD at") && written.contains("reconnect-delay 30 s"), written);
+                Shell.Result compare = Shell.run("qemu-img", "compare", "-F", "raw", overlay.toString(), disk.toString()).ok();
+                assertTrue(compare.out().contains("Images are identical"), compare.out());
+                Eventually.within(Duration.ofSeconds(60), "the lazy image is placed once whole",
+                        () -> ls(store).contains("vm/lazy:1 " + hex));
+                assertTrue(m.exists("tags/vm/lazy/1"));
+                assertEquals(hex, Shell.sha256(m.path("tags/vm/lazy/1")));
+                assertTrue(Shell.run("qemu-img", "compare", "-F", "raw", overlay.toString(), disk.toString()).ok().out()
+                        .contains("Images are identical"), "the overlay reads on from the placed blob");
+
+                Shell.vimgfs(store, "pull", "--lazy", "--tls-verify=false", "docker://" + through + "/vm/bad:1", "vm/bad:1").ok();
+                Path badOverlay = dir.resolve("bad.qcow2");
+                Shell.vimgfs(store, "overlay", "vm/bad:1", badOverlay.toString()).ok();
+                Shell.Result refused = Shell.run("qemu-io", "-r", "-c", "read 3M 64k", badOverlay.toString());
+                assertTrue(refused.out().contains("Input/output error") || refused.err().contains("Input/output error"),
+                        refused.out() + refused.err());
+                Shell.Result good = Shell.run("qemu-io", "-r", "-c", "read -P 0 8M 64k", badOverlay.toString()).ok();
+                assertTrue(good.out().contains("read 65536/65536"), "other chunks are served: " + good.out());
+                Eventually.within(Duration.ofSeconds(30), "the mount's log names the chunk and both digests",
+                        () -> Shell.run("grep", "-q", "chunk 3 (bytes 3145728-4194303) of sha256:" + badHex,
+                                store.resolve(".vimgfs/mount.log").toString()).exit() == 0);
+                Thread.sleep(2000); // the background fill meets the same chunk and stops
+                assertFalse(ls(store).contains("vm/bad:1"), "nothing of the lying disk is placed: " + ls(store));
+                assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+            }
+        } finally {
+            stopAll();
+        }
+    }
+
+    /** Flips one byte of a blob in docker-registry's filesystem storage, which serves it as it is. */
+    private static void flipInRegistry(Path storage, String hex, long offset) throws IOException {
+        Path data = storage.resolve("docker/registry/v2/blobs/sha256/" + hex.substring(0, 2) + "/" + hex + "/data");
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(data,
+                java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            java.nio.ByteBuffer one = java.nio.ByteBuffer.allocate(1);
+            channel.read(one, offset);
+            one.put(0, (byte) (one.get(0) ^ 1)).rewind();
+            channel.write(one, offset);
+        }
+    }
+
     @Test
     void pushThenPullRoundTripsDigestsThroughBasicAndBearerRegistries() throws Exception {
         try {

@@ -135,8 +135,13 @@ public final class ChunkIndex {
 
     /** Whether {@code chunk} (its whole length) is chunk {@code i}'s bytes. */
     public boolean matches(long i, byte[] chunk, int length) {
+        return matches(i, chunk, 0, length);
+    }
+
+    /** Whether the {@code length} bytes of {@code bytes} from {@code offset} are chunk {@code i}'s bytes. */
+    public boolean matches(long i, byte[] bytes, int offset, int length) {
         MessageDigest sha = BlobFiles.newSha256();
-        sha.update(chunk, 0, length);
+        sha.update(bytes, offset, length);
         int at = Math.toIntExact(i) * DIGEST_BYTES;
         return length == lengthOf(i) && Arrays.equals(sha.digest(), 0, DIGEST_BYTES, digests, at, at + DIGEST_BYTES);
     }

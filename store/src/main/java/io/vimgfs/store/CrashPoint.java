@@ -7,8 +7,8 @@ package io.vimgfs.store;
  * (STAGED, STAGED_SYNCED, MANIFEST_WRITTEN), {@link CommitBatch} (LAYER_PLACED), {@link GroupCommit}
  * (JOURNAL_TORN, JOURNAL_WRITTEN, JOURNAL_SYNCED), {@link IndexWriter} (INDEX_*, JOURNAL_COMPACTED,
  * SWEEPING, CACHE_STAGED), {@link Snapshots} (JOURNAL_REPLAYED), {@link HoldFile} (HOLDS_*),
- * {@link LastUse} (LAST_USE_*), {@link SealStamp} (SEALING, SEALING_DONE) and {@link PartialDownload}
- * (RANGE_*).
+ * {@link LastUse} (LAST_USE_*), {@link SealStamp} (SEALING, SEALING_DONE), {@link PartialDownload}
+ * (RANGE_*) and {@link LazyPulls} (LAZY_*).
  */
 public enum CrashPoint {
     /** The staged file is written but not yet fsynced. */
@@ -71,5 +71,15 @@ public enum CrashPoint {
     /** The range's bytes are fsynced; the range map does not record it yet. */
     RANGE_SYNCED,
     /** The range map records the range durably. */
-    RANGE_RECORDED
+    RANGE_RECORDED,
+    /** Half of a lazy pull's record is in its temporary file. */
+    LAZY_TORN,
+    /** The lazy pull's record is written to its temporary file, not yet fsynced. */
+    LAZY_WRITTEN,
+    /** The temporary record is fsynced, not yet renamed. */
+    LAZY_STAGED,
+    /** The record is renamed into place; its directory is not yet fsynced. */
+    LAZY_RENAMED,
+    /** The lazy pull's record is durable. */
+    LAZY_SYNCED
 }

@@ -161,7 +161,7 @@ final class GarbageCollector {
             }
         }
         try (DirectoryStream<Path> temps = Files.newDirectoryStream(files.workDir(),
-                "{" + HoldFile.FILE + ".*.tmp," + LastUse.FILE + ".*.tmp," + CatalogCache.FILE + ".*.tmp}")) {
+                "{" + HoldFile.FILE + ".*.tmp," + LastUse.FILE + ".*.tmp," + CatalogCache.FILE + ".*.tmp," + LazyPulls.PREFIX + "*.tmp}")) {
             for (Path file : temps) {
                 stale.add(new GcReport.Removal(file, sizeOf(file), "temporary file left by an interrupted write"));
             }

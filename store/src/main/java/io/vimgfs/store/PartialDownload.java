@@ -63,6 +63,7 @@ public final class PartialDownload implements Closeable {
     private ByteBuffer readBack;
     /** The first range not yet hashed in order. */
     private volatile int hashed;
+    private volatile boolean hashAtEnd;
 
     private PartialDownload(Upload upload, Path rangesFile, FileChannel ranges, long size, long rangeBytes,
             BitSet done, Consumer<CrashPoint> crashHook) {
@@ -185,19 +186,61 @@ public final class PartialDownload implements Closeable {
 
     /** Records that every byte of range {@code i} is written: fsync of the data, then of its byte in the map. */
     public void complete(int range) throws IOException {
+        complete(range, 1);
+    }
+
+    /** {@link #complete} of {@code n} adjacent ranges from {@code first}, with one fsync of each file. */
+    public void complete(int first, int n) throws IOException {
         crashHook.accept(CrashPoint.RANGE_WRITTEN);
         upload.force();
         crashHook.accept(CrashPoint.RANGE_SYNCED);
-        ByteBuffer one = ByteBuffer.wrap(new byte[] {1});
-        while (one.hasRemaining()) {
-            ranges.write(one, HEADER + range);
+        record(first, n);
+        crashHook.accept(CrashPoint.RANGE_RECORDED);
+        hashInOrder();
+    }
+
+    /**
+     * Records ranges that are never written because they are all zeros (a chunk index says so):
+     * the staging file is sparse from its creation, so they read as zeros already.
+     */
+    public void recordHoles(BitSet holes) throws IOException {
+        BitSet recorded = new BitSet();
+        for (int i = holes.nextSetBit(0); i >= 0 && i < count; i = holes.nextSetBit(i + 1)) {
+            int end = Math.min(holes.nextClearBit(i), count);
+            writeMap(i, end - i);
+            recorded.set(i, end);
+            i = end;
         }
         ranges.force(false);
         synchronized (this) {
-            done.set(range);
+            done.or(recorded);
         }
-        crashHook.accept(CrashPoint.RANGE_RECORDED);
         hashInOrder();
+    }
+
+    /**
+     * Leaves the digest to {@link #completed}, which then reads the whole file once: for a
+     * download whose ranges come out of order (a lazy pull), so that completing a range a reader
+     * waits for never waits for hashing the ranges before it.
+     */
+    public void hashAtCompletion() {
+        hashAtEnd = true;
+    }
+
+    private void record(int first, int n) throws IOException {
+        writeMap(first, n);
+        ranges.force(false);
+        synchronized (this) {
+            done.set(first, first + n);
+        }
+    }
+
+    private void writeMap(int first, int n) throws IOException {
+        ByteBuffer ones = ByteBuffer.allocate(n);
+        Arrays.fill(ones.array(), (byte) 1);
+        while (ones.hasRemaining()) {
+            ranges.write(ones, HEADER + first + ones.position());
+        }
     }
 
     /**
@@ -206,6 +249,9 @@ public final class PartialDownload implements Closeable {
      * again before it stops.
      */
     private void hashInOrder() throws IOException {
+        if (hashAtEnd) {
+            return;
+        }
         do {
             if (!hashing.tryLock()) {
                 return;
@@ -247,6 +293,7 @@ public final class PartialDownload implements Closeable {
         if (bytesDone() != size) {
             throw new IllegalStateException("a download with ranges missing cannot be placed");
         }
+        hashAtEnd = false;
         hashInOrder();
         hashing.lock();
         try {
@@ -270,6 +317,16 @@ public final class PartialDownload implements Closeable {
             done.clear();
         }
         upload.truncate(0);
+    }
+
+    /** Reads the staging file as it is now (a range not done reads as zeros or as bytes not yet recorded). */
+    public int read(ByteBuffer into, long offset) throws IOException {
+        return upload.read(into, offset);
+    }
+
+    /** The format probe over the staging file as it is now: for a download whose first ranges are done. */
+    public io.vimgfs.store.format.ProbeResult probe() throws IOException {
+        return io.vimgfs.store.format.FormatProbe.probe(upload.channel());
     }
 
     /** The staging file, for writing it whole or for placing it ({@link ImageStore#placeArtifact} consumes it). */

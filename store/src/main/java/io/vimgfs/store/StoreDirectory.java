@@ -54,6 +54,11 @@ public final class StoreDirectory {
         return file;
     }
 
+    /** The lazy pulls asked for and not yet placed. */
+    public LazyPulls lazyPulls() {
+        return new LazyPulls(files.workDir(), point -> { });
+    }
+
     public MountRecords mounts() {
         return new MountRecords(files.workDir().resolve("mounts"));
     }

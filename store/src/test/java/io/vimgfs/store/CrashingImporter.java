@@ -28,6 +28,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  *                        POINT@N halts at the Nth time the process passes POINT
  * crash STORE POINT keep REPO REF   keep a container image (not a disk) as vimgfs serve does
  * crash STORE POINT place SOURCE NAME   place SOURCE's image NAME with a chunk index, as a pull of a pushed image does
+ * crash STORE POINT lazy NAME           record a lazy pull of a made-up disk under NAME
  * pause STORE POINT …    as crash, but at POINT print "paused at POINT" and wait for a line on stdin, then go on
  * holds STORE K          hold base:0 … base:K-1 in turn, then release them in turn, forever, printing "held NAME" / "released NAME"
  * uses STORE             record a use of every image and write last-use.json, forever, printing "persisted I"
@@ -182,6 +183,7 @@ public final class CrashingImporter {
                         .pull(RegistryReference.parse(args[4]), Reference.parse(args[5]), new Puller.Choice("amd64", "qemu"));
                 case "keep" -> ForeignContentTest.ContainerImage.of("crash", null).keep(s, args[4], args[5]);
                 case "place" -> placeWithChunkIndex(s, Path.of(args[4]), args[5]);
+                case "lazy" -> new LazyPulls(store.resolve(".vimgfs"), options.crashHook()).add(LazyPullsTest.pull(args[4]));
                 default -> throw new IllegalArgumentException(args[3]);
             }
         }

@@ -96,6 +96,31 @@ public final class Puller {
     /** Pulls {@code source} and names it {@code name}. */
     public ImageInfo pull(RegistryReference source, Reference name, Choice choice) throws IOException {
         String display = source.toString();
+        Resolved resolved = resolve(source, choice);
+        RegistryClient client = resolved.client();
+        RegistryClient.Manifest manifest = resolved.manifest();
+        JsonNode tree = resolved.tree();
+        Optional<JsonNode> chosen = resolved.chosen();
+        if (MediaTypes.VIMGFS_ARTIFACT.equals(tree.path("artifactType").asText())) {
+            return pullArtifact(client, source, manifest, tree, name, display);
+        }
+        boolean machineOs = chosen.map(c -> c.path("annotations").has(MediaTypes.DISK_TYPE)).orElse(false)
+                || tree.path("annotations").has(MediaTypes.DISK_TYPE)
+                || tree.path("layers").size() == 1 && tree.path("layers").get(0).path("annotations").has(MediaTypes.TITLE)
+                        && !tree.path("layers").get(0).path("mediaType").asText().contains("tar");
+        return machineOs ? pullMachineDisk(client, source, tree, name, display)
+                : pullContainerDisk(client, source, tree, name, display);
+    }
+
+    /** The image manifest a reference names (an index resolved to the child {@code choice} picks), and its client. */
+    record Resolved(RegistryClient client, RegistryClient.Manifest manifest, JsonNode tree, Optional<JsonNode> chosen) {
+        boolean isVimgfsArtifact() {
+            return MediaTypes.VIMGFS_ARTIFACT.equals(tree.path("artifactType").asText());
+        }
+    }
+
+    Resolved resolve(RegistryReference source, Choice choice) throws IOException {
+        String display = source.toString();
         RegistryClient client = RegistryClient.forRegistry(source, options, credentials);
         RegistryClient.Manifest manifest = client.manifest(source.repository(), source.manifestReference(), display);
         JsonNode tree = parse(manifest.bytes(), display);
@@ -113,15 +138,7 @@ public final class Puller {
         if (tree.path("schemaVersion").asInt() != 2 || !tree.path("layers").isArray()) {
             throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": not an OCI or Docker v2 image manifest");
         }
-        if (MediaTypes.VIMGFS_ARTIFACT.equals(tree.path("artifactType").asText())) {
-            return pullArtifact(client, source, manifest, tree, name, display);
-        }
-        boolean machineOs = chosen.map(c -> c.path("annotations").has(MediaTypes.DISK_TYPE)).orElse(false)
-                || tree.path("annotations").has(MediaTypes.DISK_TYPE)
-                || tree.path("layers").size() == 1 && tree.path("layers").get(0).path("annotations").has(MediaTypes.TITLE)
-                        && !tree.path("layers").get(0).path("mediaType").asText().contains("tar");
-        return machineOs ? pullMachineDisk(client, source, tree, name, display)
-                : pullContainerDisk(client, source, tree, name, display);
+        return new Resolved(client, manifest, tree, chosen);
     }
 
     private ImageInfo pullArtifact(RegistryClient client, RegistryReference source, RegistryClient.Manifest manifest,
@@ -217,7 +234,7 @@ public final class Puller {
      * The disk layer of a vimgfs manifest, chosen by media type: beside it there may be a chunk
      * index ({@link ChunkIndex#MEDIA_TYPE}), which the store checks against the disk.
      */
-    private static JsonNode diskLayer(JsonNode tree, String display) throws RegistryException {
+    static JsonNode diskLayer(JsonNode tree, String display) throws RegistryException {
         List<JsonNode> disks = new ArrayList<>();
         for (JsonNode layer : tree.path("layers")) {
             if (ImageFormat.isDiskMediaType(layer.path("mediaType").asText())) {
@@ -232,7 +249,7 @@ public final class Puller {
     }
 
     /** The chunk index the disk layer names, fetched whole (its size follows from the disk's), or empty. */
-    private static Optional<byte[]> chunkIndex(RegistryClient client, RegistryReference source, JsonNode tree, long size,
+    static Optional<byte[]> chunkIndex(RegistryClient client, RegistryReference source, JsonNode tree, long size,
             String display) throws IOException {
         for (JsonNode layer : tree.path("layers")) {
             if (ChunkIndex.MEDIA_TYPE.equals(layer.path("mediaType").asText())) {
@@ -348,7 +365,7 @@ public final class Puller {
                 + "not a JSON object");
     }
 
-    private static Digest digest(JsonNode descriptor, String display) throws RegistryException {
+    static Digest digest(JsonNode descriptor, String display) throws RegistryException {
         try {
             return Digest.parse(descriptor.path("digest").asText());
         } catch (InvalidNameException e) {

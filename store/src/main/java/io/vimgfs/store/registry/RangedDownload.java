@@ -186,9 +186,14 @@ final class RangedDownload {
 
     /** A 206 whose Content-Range is exactly the range asked for; anything else could place wrong bytes. */
     private void checkRange(HttpResponse<InputStream> response, long first, long last) throws RegistryException {
+        checkRange(response, first, last, partial.size(), digest, display);
+    }
+
+    static void checkRange(HttpResponse<InputStream> response, long first, long last, long size, Digest digest,
+            String display) throws RegistryException {
         String asked = "bytes " + first + "-" + last + "/";
         String sent = response.headers().firstValue("Content-Range").orElse("");
-        boolean exact = sent.startsWith(asked) && (sent.substring(asked.length()).equals(Long.toString(partial.size()))
+        boolean exact = sent.startsWith(asked) && (sent.substring(asked.length()).equals(Long.toString(size))
                 || sent.substring(asked.length()).equals("*"));
         if (response.statusCode() != 206 || !exact) {
             throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": asked for bytes " + first + "-"

@@ -1,0 +1,373 @@
+package io.vimgfs.store.registry;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.vimgfs.store.ChunkIndex;
+import io.vimgfs.store.Digest;
+import io.vimgfs.store.DigestMismatchException;
+import io.vimgfs.store.ImageFormat;
+import io.vimgfs.store.ImageRejectedException;
+import io.vimgfs.store.ImageStore;
+import io.vimgfs.store.LazyPulls;
+import io.vimgfs.store.PartialDownload;
+import io.vimgfs.store.Reference;
+import io.vimgfs.store.StoreDamagedException;
+import io.vimgfs.store.Upload;
+import io.vimgfs.store.format.ProbeResult;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A disk pulled lazily ({@code vimgfs pull --lazy}): its verified reads, and its fetch. A read
+ * of chunks not yet here fetches them (adjacent misses coalesced into one range of up to
+ * {@value #DEMAND_CHUNKS} MiB), checks each against the {@link ChunkIndex} the manifest
+ * authenticates, makes it durable in the store's {@link PartialDownload} (data, fsync, then its
+ * bit), and only then answers; a chunk that does not match is never written or handed out, and
+ * the error names it and both digests. All-zero chunks are never fetched. {@link #fill} fetches
+ * the rest in order and then places the disk like any pulled image, its full digest checked;
+ * reads then come from the placed blob (the staging file renamed: the same bytes).
+ *
+ * <p>A disk whose format QEMU parses (qcow2) is probed before anything is served, over its first
+ * chunks, with the checks a placement makes: a hostile header is refused before QEMU sees it.
+ */
+public final class LazyDisk implements Closeable {
+    private static final System.Logger LOG = System.getLogger(LazyDisk.class.getName());
+    private static final ObjectMapper JSON = new ObjectMapper();
+    static final int DEMAND_CHUNKS = 4;
+    private static final int FILL_CHUNKS = 8;
+    /** The chunks fetched before anything is served: a qcow2 header and its first cluster of up to 2 MiB. */
+    private static final int PROBED_CHUNKS = 2;
+
+    /** What the fetch has done, for {@code vimgfs status} and the metrics. */
+    public record Stats(Digest layer, long size, long bytesHere, long onDemand, long background, long failures,
+            boolean placed) {
+        public double fetchedPercent() {
+            return size == 0 ? 100 : bytesHere * 100.0 / size;
+        }
+    }
+
+    private final ImageStore store;
+    private final LazyPulls.Pull pull;
+    private final RegistryClient client;
+    private final String repository;
+    private final String display;
+    private final ChunkIndex index;
+    private final PartialDownload partial;
+    private final int count;
+    private final ConcurrentHashMap<Integer, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
+    /** Taken to read; taken exclusively to swap the staging file for the placed blob. */
+    private final ReentrantReadWriteLock placing = new ReentrantReadWriteLock();
+    private volatile FileChannel placed;
+    private final AtomicLong onDemand = new AtomicLong();
+    private final AtomicLong background = new AtomicLong();
+    private final AtomicLong failures = new AtomicLong();
+    private final AtomicInteger cursor = new AtomicInteger();
+    private volatile boolean closed;
+
+    private LazyDisk(ImageStore store, LazyPulls.Pull pull, RegistryClient client, String repository, String display,
+            ChunkIndex index, PartialDownload partial) {
+        this.store = store;
+        this.pull = pull;
+        this.client = client;
+        this.repository = repository;
+        this.display = display;
+        this.index = index;
+        this.partial = partial;
+        this.count = partial.rangeCount();
+    }
+
+    /**
+     * Opens the lazy pull: resumes its partial download (or starts one), records the zero chunks,
+     * fetches the first chunks and probes them. Fails, serving nothing, on a disk that is not what
+     * its manifest says or that a placement would refuse.
+     */
+    public static LazyDisk open(ImageStore store, LazyPulls.Pull pull, RegistryClient client, String repository,
+            String display) throws IOException {
+        ChunkIndex index = ChunkIndex.parse(pull.chunks(), pull.size());
+        Digest named = Digest.of(sha256(pull.chunks(), 0, pull.chunks().length));
+        PartialDownload partial = store.resumeDownload(pull.layer(), pull.size(), ChunkIndex.CHUNK_BYTES);
+        LazyDisk disk = new LazyDisk(store, pull, client, repository, display, index, partial);
+        try {
+            partial.hashAtCompletion();
+            BitSet zeros = new BitSet();
+            for (int i = 0; i < disk.count; i++) {
+                zeros.set(i, index.isZero(i) && !partial.isDone(i));
+            }
+            partial.recordHoles(zeros);
+            disk.checkFormat(named);
+            return disk;
+        } catch (IOException | RuntimeException e) {
+            partial.close();
+            throw e;
+        }
+    }
+
+    public long size() {
+        return pull.size();
+    }
+
+    public Digest layer() {
+        return pull.layer();
+    }
+
+    public Stats stats() {
+        return new Stats(pull.layer(), pull.size(), placed != null ? pull.size() : partial.bytesDone(), onDemand.get(),
+                background.get(), failures.get(), placed != null);
+    }
+
+    /** Fills {@code into} from {@code offset} with verified bytes, fetching the chunks not here yet. */
+    public void read(ByteBuffer into, long offset) throws IOException {
+        long end = offset + into.remaining();
+        if (offset < 0 || end > pull.size()) {
+            throw new IOException("a read of bytes " + offset + "-" + end + " of a " + pull.size() + "-byte disk");
+        }
+        placing.readLock().lock();
+        try {
+            if (placed == null) {
+                for (long c = offset / ChunkIndex.CHUNK_BYTES; c * ChunkIndex.CHUNK_BYTES < end; c++) {
+                    ensure((int) c, DEMAND_CHUNKS, onDemand);
+                }
+            }
+            while (into.hasRemaining()) {
+                long at = offset + (end - offset - into.remaining());
+                int n = placed != null ? placed.read(into, at) : readStaged(into, at);
+                if (n < 0) {
+                    throw new IOException("the disk's file ended at byte " + at);
+                }
+            }
+        } finally {
+            placing.readLock().unlock();
+        }
+    }
+
+    /** Zero chunks come from memory: their bytes in the staging file were never written or checked. */
+    private int readStaged(ByteBuffer into, long at) throws IOException {
+        int chunk = (int) (at / ChunkIndex.CHUNK_BYTES);
+        int inChunk = (int) Math.min(into.remaining(), (long) (chunk + 1) * ChunkIndex.CHUNK_BYTES - at);
+        if (index.isZero(chunk)) {
+            for (int i = 0; i < inChunk; i++) {
+                into.put((byte) 0);
+            }
+            return inChunk;
+        }
+        ByteBuffer part = into.slice().limit(inChunk);
+        int n = partial.read(part, at);
+        into.position(into.position() + Math.max(n, 0));
+        return n;
+    }
+
+    /**
+     * Fetches every chunk not here yet, in order, then places the disk. Returns once placed; a
+     * fetch that fails is thrown (the chunks done stay done for the next call).
+     */
+    public void fill() throws IOException {
+        for (int c = cursor.get(); c < count && !closed; c = cursor.incrementAndGet()) {
+            ensure(c, FILL_CHUNKS, background);
+        }
+        if (!closed) {
+            place();
+        }
+    }
+
+    /** Makes chunk {@code c} here: fetched by this thread (with up to {@code most - 1} after it), or by the one fetching it. */
+    private void ensure(int c, int most, AtomicLong counter) throws IOException {
+        while (!partial.isDone(c)) {
+            CompletableFuture<Void> mine = new CompletableFuture<>();
+            CompletableFuture<Void> running = fetching.putIfAbsent(c, mine);
+            if (running != null) {
+                await(running);
+                continue;
+            }
+            List<Integer> claimed = new ArrayList<>(List.of(c));
+            try {
+                if (partial.isDone(c)) {
+                    mine.complete(null);
+                    return;
+                }
+                for (int next = c + 1; claimed.size() < most && next < count && !partial.isDone(next)
+                        && !index.isZero(next) && fetching.putIfAbsent(next, mine) == null; next++) {
+                    claimed.add(next);
+                }
+                fetch(c, claimed.size(), counter);
+                mine.complete(null);
+            } catch (IOException | RuntimeException e) {
+                mine.completeExceptionally(e);
+                throw e;
+            } finally {
+                claimed.forEach(fetching::remove);
+            }
+        }
+    }
+
+    private static void await(CompletableFuture<Void> running) throws IOException {
+        try {
+            running.join();
+        } catch (CompletionException e) {
+            if (e.getCause() instanceof IOException io) {
+                throw new IOException(io.getMessage(), io);
+            }
+            throw e;
+        }
+    }
+
+    /** One range GET of chunks {@code first..first+n-1}, each checked against the index before it is written. */
+    private void fetch(int first, int n, AtomicLong counter) throws IOException {
+        long from = (long) first * ChunkIndex.CHUNK_BYTES;
+        long to = Math.min(pull.size(), from + (long) n * ChunkIndex.CHUNK_BYTES);
+        byte[] bytes = new byte[(int) (to - from)];
+        HttpResponse<InputStream> response = client.blobRange(repository, pull.layer(), from, to - 1, display);
+        try (InputStream body = response.body()) {
+            if (response.statusCode() == 200) {
+                throw new RegistryException(RegistryException.Kind.PROTOCOL, display + ": the registry ignored a Range"
+                        + " request (HTTP 200); a lazy pull needs ranges");
+            }
+            RangedDownload.checkRange(response, from, to - 1, pull.size(), pull.layer(), display);
+            if (body.readNBytes(bytes, 0, bytes.length) != bytes.length) {
+                throw new IOException(display + ": the registry's answer for bytes " + from + "-" + (to - 1) + " ended early");
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            int c = first + i;
+            int at = i * ChunkIndex.CHUNK_BYTES;
+            int length = index.lengthOf(c);
+            if (!index.matches(c, bytes, at, length)) {
+                failures.incrementAndGet();
+                throw new IOException(display + ": chunk " + c + " (bytes " + (from + at) + "-" + (from + at + length - 1)
+                        + ") of " + pull.layer() + " hashes to " + Digest.of(sha256(bytes, at, length)) + ", not "
+                        + index.digestOf(c) + " as its chunk index says: the registry's copy is corrupt or tampered"
+                        + " with; nothing of it is served or placed");
+            }
+        }
+        partial.write(ByteBuffer.wrap(bytes), from);
+        partial.complete(first, n);
+        counter.addAndGet(bytes.length);
+    }
+
+    /** The first chunks, fetched and verified, probed as a placement would; the manifest must describe them. */
+    private void checkFormat(Digest named) throws IOException {
+        if (!named.equals(chunkDigestInManifest())) {
+            throw new DigestMismatchException(chunkDigestInManifest(), named);
+        }
+        JsonNode config = JSON.readTree(pull.config());
+        if (!config.path("backing").asText("").isEmpty()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING, display + " is an overlay"
+                    + " (backing " + config.path("backing").asText() + "): pull it, and its base, without --lazy");
+        }
+        for (int c = 0; c < Math.min(PROBED_CHUNKS, count); c++) {
+            ensure(c, PROBED_CHUNKS, onDemand);
+        }
+        ProbeResult probe = partial.probe();
+        ImageFormat format = format();
+        if (probe.format() != format || probe.virtualSize() != config.path("virtualSize").asLong()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.CORRUPT, "the manifest says " + format
+                    + " of virtual size " + config.path("virtualSize").asLong() + ", but the disk is " + probe.format()
+                    + " of virtual size " + probe.virtualSize());
+        }
+        if (probe.backingFile().isPresent()) {
+            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING, "the disk names backing"
+                    + " file '" + probe.backingFile().get() + "': pull it without --lazy");
+        }
+    }
+
+    /** The format the manifest gives the disk layer: what QEMU is told to open it as. */
+    public ImageFormat format() throws StoreDamagedException {
+        return formatOf(pull);
+    }
+
+    /** The format a lazy pull's manifest gives its disk layer. */
+    public static ImageFormat formatOf(LazyPulls.Pull pull) throws StoreDamagedException {
+        try {
+            for (JsonNode layer : JSON.readTree(pull.manifest()).path("layers")) {
+                if (ImageFormat.isDiskMediaType(layer.path("mediaType").asText())) {
+                    return ImageFormat.ofMediaType(layer.path("mediaType").asText());
+                }
+            }
+        } catch (IOException | IllegalArgumentException e) {
+            throw new StoreDamagedException("the lazy pull of " + pull.layer() + " has a bad manifest: " + e.getMessage(), e);
+        }
+        throw new StoreDamagedException("the lazy pull of " + pull.layer() + " has no disk layer");
+    }
+
+    private Digest chunkDigestInManifest() throws IOException {
+        for (JsonNode layer : JSON.readTree(pull.manifest()).path("layers")) {
+            if (ChunkIndex.MEDIA_TYPE.equals(layer.path("mediaType").asText())) {
+                try {
+                    return Digest.parse(layer.path("digest").asText());
+                } catch (io.vimgfs.store.InvalidNameException e) {
+                    throw new StoreDamagedException("the manifest's chunk index digest: " + e.getMessage(), e);
+                }
+            }
+        }
+        throw new StoreDamagedException("the manifest of " + pull.layer() + " has no chunk index");
+    }
+
+    /** Places the whole disk (its full digest checked) under the pull's name, then reads from the blob. */
+    private void place() throws IOException {
+        placing.writeLock().lock();
+        try {
+            if (placed != null) {
+                return;
+            }
+            if (store.image(pull.layer()).isEmpty()) {
+                Upload whole = partial.completed();
+                try {
+                    store.placeArtifact(whole, pull.manifest(), pull.config(), Optional.of(pull.chunks()),
+                            new Reference(pull.name(), Optional.empty()));
+                } catch (DigestMismatchException e) {
+                    failures.incrementAndGet();
+                    throw new IOException(display + ": the whole disk hashes to " + e.actual() + ", not " + pull.layer()
+                            + ", though every chunk matched its index: the index does not describe the disk; nothing"
+                            + " was placed", e);
+                } finally {
+                    partial.discard();
+                }
+            } else {
+                partial.discard(); // placed already (by an earlier run, or another pull): only the name is new
+                store.tag(pull.layer().toString(), pull.name());
+            }
+            placed = store.openImage(pull.layer());
+            store.directory().lazyPulls().remove(pull.layer());
+            LOG.log(System.Logger.Level.INFO, "lazy pull of " + pull.name() + " (" + pull.layer() + ") is complete and"
+                    + " placed: " + onDemand.get() + " bytes fetched on demand, " + background.get() + " in the background");
+        } finally {
+            placing.writeLock().unlock();
+        }
+    }
+
+    private static byte[] sha256(byte[] bytes, int offset, int length) {
+        MessageDigest sha = ResumableBody.newSha256();
+        sha.update(bytes, offset, length);
+        return sha.digest();
+    }
+
+    /** Stops fetching; the chunks done stay recorded for the next open to resume. */
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        placing.writeLock().lock();
+        try {
+            if (placed != null) {
+                placed.close();
+            } else {
+                partial.close();
+            }
+        } finally {
+            placing.writeLock().unlock();
+        }
+    }
+}
