@@ -119,12 +119,25 @@ final class StatusText {
             out.printf("    %s %s%s%n", upload.path("path").asText(), ByteSizes.format(upload.path("bytes").asLong()),
                     upload.has("bytesPerSecond") ? ", " + ByteSizes.format(upload.path("bytesPerSecond").asLong()) + "/s" : "");
         }
+        lazyPulls(report.path("lazyPulls"), out);
         JsonNode errors = report.path("recentErrors");
         out.println("  last errors: " + (errors.isEmpty() ? "none" : ""));
         for (int i = Math.max(0, errors.size() - 5); i < errors.size(); i++) {
             JsonNode error = errors.get(i);
             out.printf("    %s %s %s %s%n", error.path("time").asText(), error.path("errno").asText(),
                     error.path("operation").asText(), error.path("path").asText());
+        }
+    }
+
+    /** {@code lazy pulls: 1}, then per disk: {@code sha256:… 42.0% of 20 GiB (on demand 1 MiB, background 8 MiB, 0 bad chunks)}. */
+    private static void lazyPulls(JsonNode lazy, PrintWriter out) {
+        out.println("  lazy pulls served over NBD: " + (lazy.isEmpty() ? "none" : lazy.size()));
+        for (JsonNode disk : lazy) {
+            out.printf("    %s %s of %s (on demand %s, background %s, %d bad chunks)%s%n", disk.path("digest").asText(),
+                    disk.path("placed").asBoolean() ? "placed" : disk.path("fetchedPercent").asDouble() + "%",
+                    ByteSizes.format(disk.path("size").asLong()), ByteSizes.format(disk.path("onDemandBytes").asLong()),
+                    ByteSizes.format(disk.path("backgroundBytes").asLong()), disk.path("chunkFailures").asLong(),
+                    disk.path("chunkFailures").asLong() > 0 ? " — see the mount's log" : "");
         }
     }
 

@@ -63,6 +63,13 @@ final class DaemonReport {
             errors.addObject().put("time", error.time().toString()).put("operation", error.operation())
                     .put("path", error.path()).put("errno", error.errno());
         }
+        ArrayNode lazy = report.putArray("lazyPulls");
+        for (io.vimgfs.store.registry.LazyDisk.Stats disk : metrics.lazyPulls()) {
+            lazy.addObject().put("digest", disk.layer().toString()).put("size", disk.size())
+                    .put("presentBytes", disk.bytesHere()).put("fetchedPercent", Math.floor(disk.fetchedPercent() * 10) / 10)
+                    .put("onDemandBytes", disk.onDemand()).put("backgroundBytes", disk.background())
+                    .put("chunkFailures", disk.failures()).put("placed", disk.placed());
+        }
         report.set("metrics", metricsJson(metrics));
         return report.toString();
     }

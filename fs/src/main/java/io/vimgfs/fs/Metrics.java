@@ -116,6 +116,8 @@ final class Metrics implements StoreEvents {
     private volatile List<Activity.Run> inFlight = List.of();
     private final ArrayDeque<RecentError> recentErrors = new ArrayDeque<>();
     private final AtomicReference<Mounted> mounted = new AtomicReference<>();
+    /** The mount's lazy pulls, as its NBD export has them. */
+    private volatile java.util.function.Supplier<List<io.vimgfs.store.registry.LazyDisk.Stats>> lazy = List::of;
 
     /** What the catalog and handle gauges read; set while a mount lives. */
     private record Mounted(ImageStore store, VimgFs fs) {
@@ -130,6 +132,21 @@ final class Metrics implements StoreEvents {
                 .unit(Unit.BYTES)
                 .callback(cb -> ifMounted(m -> cb.call(m.store().list().stream().mapToLong(ImageInfo::size).sum())))
                 .register(registry);
+        GaugeWithCallback.builder().name("vimgfs_lazy_size_bytes").help("Size of each disk a lazy pull is fetching or"
+                + " fetched, by digest").unit(Unit.BYTES).labelNames("digest")
+                .callback(cb -> lazy.get().forEach(s -> cb.call(s.size(), s.layer().toString()))).register(registry);
+        GaugeWithCallback.builder().name("vimgfs_lazy_present_bytes").help("Bytes of each lazily pulled disk that are"
+                + " here and verified (fetched, or zero chunks), by digest").unit(Unit.BYTES).labelNames("digest")
+                .callback(cb -> lazy.get().forEach(s -> cb.call(s.bytesHere(), s.layer().toString()))).register(registry);
+        GaugeWithCallback.builder().name("vimgfs_lazy_fetched_bytes").help("Bytes a lazy pull fetched since the mount"
+                + " started, by digest and by how (demand: for a read waiting on them; background)").unit(Unit.BYTES)
+                .labelNames("digest", "how").callback(cb -> lazy.get().forEach(s -> {
+                    cb.call(s.onDemand(), s.layer().toString(), "demand");
+                    cb.call(s.background(), s.layer().toString(), "background");
+                })).register(registry);
+        GaugeWithCallback.builder().name("vimgfs_lazy_chunk_failures").help("Chunks a lazy pull fetched that did not"
+                + " match their digest in the chunk index (never served), by digest").labelNames("digest")
+                .callback(cb -> lazy.get().forEach(s -> cb.call(s.failures(), s.layer().toString()))).register(registry);
         GaugeWithCallback.builder().name("vimgfs_open_handles")
                 .help("Files open through the daemon (uploads, and images in -o data=fuse)")
                 .callback(cb -> ifMounted(m -> cb.call(m.fs().openFiles()))).register(registry);
@@ -158,6 +175,16 @@ final class Metrics implements StoreEvents {
 
     void unwatch() {
         mounted.set(null);
+        lazy = List::of;
+    }
+
+    /** The lazy pull gauges and the status report follow these disks until {@link #unwatch}. */
+    void watchLazy(java.util.function.Supplier<List<io.vimgfs.store.registry.LazyDisk.Stats>> disks) {
+        lazy = disks;
+    }
+
+    List<io.vimgfs.store.registry.LazyDisk.Stats> lazyPulls() {
+        return lazy.get();
     }
 
     private void ifMounted(java.util.function.Consumer<Mounted> read) {

@@ -55,6 +55,7 @@ public final class Mounter {
                     + " (fusermount3 is setuid) and add yourself to its group");
         }
         Path mountpoint = request.mountpoint();
+        takeOverDeadMount(mountpoint);
         if (!Files.isDirectory(mountpoint)) {
             throw new MountException("mountpoint " + mountpoint + " does not exist or is not a directory: mkdir -p " + mountpoint);
         }
@@ -72,6 +73,28 @@ public final class Mounter {
         }
         if (request.store().toAbsolutePath().normalize().startsWith(mountpoint.toAbsolutePath().normalize())) {
             throw new MountException("store " + request.store() + " is inside the mountpoint " + mountpoint);
+        }
+    }
+
+    /**
+     * A vimgfs mount whose daemon died ({@code kill -9}, an OOM kill, a crash) stays in the mount
+     * table and answers ENOTCONN; it is unmounted (lazily) so that the next mount, systemd's
+     * restart included, takes its place instead of failing on a mountpoint it cannot stat.
+     */
+    private static void takeOverDeadMount(Path mountpoint) {
+        try {
+            if (!"fuse.vimgfs".equals(Mounts.typeAt(mountpoint))) {
+                return;
+            }
+            Files.readAttributes(mountpoint, java.nio.file.attribute.BasicFileAttributes.class);
+        } catch (java.nio.file.FileSystemException e) {
+            if (String.valueOf(e.getMessage()).contains("Transport endpoint is not connected")) {
+                LOG.log(System.Logger.Level.WARNING, "unmounting " + mountpoint + ": a vimgfs mount whose daemon died was"
+                        + " still there (Transport endpoint is not connected)");
+                MountUtils.umount(mountpoint);
+            }
+        } catch (IOException e) {
+            // not ours to judge: the checks below say what is wrong
         }
     }
 
@@ -219,6 +242,7 @@ public final class Mounter {
         try {
             LazyExports exports = LazyExports.start(store);
             watcher.scheduleWithFixedDelay(exports::scan, REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            Metrics.process().watchLazy(exports::stats);
             LOG.log(System.Logger.Level.INFO, "serving the store's images over NBD at " + exports.server().socket());
             return exports;
         } catch (IOException | RuntimeException e) {

@@ -63,6 +63,7 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
     /** Serves the store's images and lazy pulls, the ones recorded now opened at once. */
     public static LazyExports start(ImageStore store) throws IOException {
         LazyExports exports = new LazyExports(store, Clock.systemUTC());
+        exports.openRecorded(); // before the socket: a QEMU reconnecting to a restarted mount finds its export
         exports.server = NbdServer.start(socketOf(store.root()), exports);
         exports.scan();
         return exports;
@@ -74,6 +75,15 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
 
     /** Opens the lazy pulls not open yet, and starts the fills that are due. */
     public void scan() {
+        openRecorded();
+        disks.forEach((layer, disk) -> {
+            if (!disk.stats().placed() && due(layer) && filling.putIfAbsent(layer, true) == null) {
+                fillers.execute(() -> fill(layer, disk));
+            }
+        });
+    }
+
+    private void openRecorded() {
         try {
             for (LazyPulls.Pull pull : store.directory().lazyPulls().list()) {
                 if (!disks.containsKey(pull.layer()) && due(pull.layer())) {
@@ -83,11 +93,6 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
         } catch (IOException | RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "cannot read the store's lazy pulls: " + e.getMessage());
         }
-        disks.forEach((layer, disk) -> {
-            if (!disk.stats().placed() && due(layer) && filling.putIfAbsent(layer, true) == null) {
-                fillers.execute(() -> fill(layer, disk));
-            }
-        });
     }
 
     private boolean due(Digest layer) {

@@ -343,12 +343,15 @@ class RegistryTest {
                     "--tls-verify=false", "docker://" + registry + "/vm/plain:1", "vm/plain:1").ok().err());
             assertTrue(ls(plain).contains("vm/plain:1 " + hex), "pulled whole: " + ls(plain));
             // 3 MiB/s per connection: the fill takes seconds, so QEMU reads while the disk is still arriving
+            int metrics = freePort();
             try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 3L << 20);
-                 MountedStore m = MountedStore.mount(store, dir.resolve("lazy-mnt"))) {
+                 MountedStore m = MountedStore.mount(store, dir.resolve("lazy-mnt"), "metrics=" + metrics)) {
                 String through = "127.0.0.1:" + proxy.port();
                 String pulled = Shell.vimgfs(store, "pull", "--lazy", "--tls-verify=false", "docker://" + through
                         + "/vm/lazy:1", "vm/lazy:1").ok().out();
                 assertTrue(pulled.contains("vm/lazy:1 sha256:" + hex + " lazy: nbd+unix:///sha256:" + hex + "?socket="), pulled);
+                String status = Shell.vimgfs(store, "status").ok().out();
+                assertTrue(status.contains("lazy pulls served over NBD: 1") && status.contains("sha256:" + hex + " "), status);
                 Path overlay = dir.resolve("vm.qcow2");
                 String written = Shell.vimgfs(store, "overlay", "vm/lazy:1", overlay.toString()).ok().out();
                 assertTrue(written.contains("over NBD at") && written.contains("reconnect-delay 30 s"), written);
@@ -372,8 +375,61 @@ class RegistryTest {
                 Eventually.within(Duration.ofSeconds(30), "the mount's log names the chunk and both digests",
                         () -> Shell.run("grep", "-q", "chunk 3 (bytes 3145728-4194303) of sha256:" + badHex,
                                 store.resolve(".vimgfs/mount.log").toString()).exit() == 0);
+                String badStatus = Shell.vimgfs(store, "status").ok().out();
+                assertTrue(badStatus.contains("sha256:" + badHex) && badStatus.contains("bad chunks) — see the mount's log"),
+                        badStatus);
+                assertTrue(scrapeQuietly(metrics, "vimgfs_lazy_chunk_failures{digest=\"sha256:" + badHex + "\"") >= 1);
+                assertEquals(24 << 20, scrapeQuietly(metrics, "vimgfs_lazy_size_bytes{digest=\"sha256:" + hex + "\""), 0.5);
                 Thread.sleep(2000); // the background fill meets the same chunk and stops
                 assertFalse(ls(store).contains("vm/bad:1"), "nothing of the lying disk is placed: " + ls(store));
+                assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
+            }
+        } finally {
+            stopAll();
+        }
+    }
+
+    /**
+     * Issue 19 step 4, the reader's side: QEMU reads a lazily pulled disk through its overlay while
+     * the mount is killed with SIGKILL at about a quarter of the fetch and started again (the new
+     * mount takes over the dead mountpoint). QEMU holds its reads (reconnect-delay) and replays
+     * them: the read of the whole disk ends without an error and byte for byte, the fetch resumes
+     * from the range map, and the disk is placed with its digest.
+     */
+    @Test
+    void aLazyDiskIsReadOnThroughAMountKilledAndStartedAgain() throws Exception {
+        try {
+            String registry = startRegistry("lazykill", "");
+            Path source = dir.resolve("kill-source");
+            Path disk = Fixtures.small(dir, "kill.raw", 32 << 20, 32);
+            String hex = Shell.sha256(disk);
+            Shell.vimgfs(source, "import", disk.toString(), "vm/kill:1").ok();
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "vm/kill:1", "docker://" + registry + "/vm/kill:1").ok();
+            Path store = dir.resolve("kill-store");
+            try (ThrottlingProxy proxy = new ThrottlingProxy(Integer.parseInt(registry.split(":")[1]), 2L << 20);
+                 MountedStore m = MountedStore.mount(store, dir.resolve("kill-mnt"))) {
+                Shell.vimgfs(store, "pull", "--lazy", "--quiet", "--tls-verify=false", "docker://127.0.0.1:" + proxy.port()
+                        + "/vm/kill:1", "vm/kill:1").ok();
+                Path overlay = dir.resolve("kill.qcow2");
+                Shell.vimgfs(store, "overlay", "vm/kill:1", overlay.toString()).ok();
+                Path compared = dir.resolve("compare.out");
+                Process reader = new ProcessBuilder("qemu-img", "compare", "-F", "raw", overlay.toString(), disk.toString())
+                        .redirectErrorStream(true).redirectOutput(compared.toFile()).start();
+                Eventually.within(Duration.ofSeconds(60), "a quarter of the disk has arrived",
+                        () -> proxy.bytesSent() > (8L << 20));
+                long daemon = m.daemonPid();
+                Shell.run("kill", "-KILL", Long.toString(daemon)).ok();
+                MountedStore.awaitExit(daemon);
+                long atKill = proxy.bytesSent();
+                assertTrue(atKill < (32L << 20), "killed mid-fetch, at " + atKill + " bytes");
+                m.start(); // takes over the dead mountpoint
+                assertTrue(reader.waitFor(120, TimeUnit.SECONDS), "qemu-img compare finished");
+                String out = Files.readString(compared);
+                assertEquals(0, reader.exitValue(), "no I/O error reached the reader: " + out);
+                assertTrue(out.contains("Images are identical"), out);
+                Eventually.within(Duration.ofSeconds(60), "the disk is placed", () -> ls(store).contains("vm/kill:1 " + hex));
+                assertTrue(proxy.bytesSent() < (32L << 20) + (24L << 20), "bytes fetched again are bounded by the ranges"
+                        + " in flight: " + proxy.bytesSent() + " for a 32 MiB disk, " + atKill + " at the kill");
                 assertTrue(Shell.vimgfs(store, "fsck").ok().out().contains("clean"));
             }
         } finally {
