@@ -53,6 +53,7 @@ public final class NbdClient {
 
     private static void abort(SocketChannel channel) throws IOException {
         write(channel, ByteBuffer.allocate(16).putLong(NbdConnection.IHAVEOPT).putInt(NbdConnection.OPT_ABORT).putInt(0).flip());
+        read(channel, 20); // the acknowledgement, so the server is not left writing to a closed socket
     }
 
     private static ByteBuffer read(SocketChannel channel, int length) throws IOException {

@@ -119,7 +119,11 @@ final class NbdConnection implements Closeable {
                     return export; // an unknown name: the protocol's only answer is to close
                 }
                 case OPT_ABORT -> {
-                    reply(option, REP_ACK, ByteBuffer.allocate(0));
+                    try {
+                        reply(option, REP_ACK, ByteBuffer.allocate(0));
+                    } catch (IOException e) {
+                        // the client may close without waiting for the acknowledgement
+                    }
                     return Optional.empty();
                 }
                 case OPT_LIST -> list(option);

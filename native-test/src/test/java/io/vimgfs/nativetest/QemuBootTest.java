@@ -172,6 +172,53 @@ class QemuBootTest {
         }
     }
 
+    /**
+     * Issue 19: a guest boots from an image pulled with {@code --lazy} from a peer's
+     * {@code vimgfs serve} (the image pushed into it with its chunk index), its disk a qcow2
+     * overlay whose backing is the mount's NBD export with reconnect-delay; the guest reads the
+     * whole disk through NBD and finds the image's digest.
+     */
+    @Test
+    void aGuestBootsFromALazyPullThroughAnOverlayOnTheNbdExport() throws Exception {
+        Path raw = kit.resolve("disk.raw");
+        String hex = Shell.sha256(raw);
+        Path source = dir.resolve("source");
+        Shell.vimgfs(source, "import", raw.toString(), "vimgfs-boot:raw").ok();
+        Path log = dir.resolve("serve.log");
+        Process server = new ProcessBuilder(Shell.java(), "-jar", Shell.jar().toString(), "--store", dir.resolve("peer").toString(),
+                "serve", "--listen", "127.0.0.1:0").redirectErrorStream(true).redirectOutput(log.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+        try {
+            Pattern listening = Pattern.compile("vimgfs serve: http://(127\\.0\\.0\\.1:\\d+)/v2/");
+            Eventually.within(Duration.ofSeconds(30), "vimgfs serve listening",
+                    () -> listening.matcher(Shell.run("cat", log.toString()).out()).find() || !server.isAlive());
+            Matcher at = listening.matcher(Files.readString(log));
+            assertTrue(at.find(), "vimgfs serve did not start: " + Files.readString(log));
+            String peer = "docker://" + at.group(1) + "/boot/disk:1";
+            Shell.vimgfs(source, "push", "--quiet", "--tls-verify=false", "vimgfs-boot:raw", peer).ok();
+            Path overlay = dir.resolve("vm-lazy.qcow2");
+            try (MountedStore m = MountedStore.mount(dir)) {
+                Shell.vimgfs(m.store, "pull", "--lazy", "--quiet", "--tls-verify=false", peer, "boot:lazy").ok();
+                String written = Shell.vimgfs(m.store, "overlay", "--nbd", "boot:lazy", overlay.toString()).ok().out();
+                assertTrue(written.contains("over NBD at"), written);
+
+                Boot boot = boot(List.of("-drive", "file=" + overlay + ",format=qcow2,if=virtio,werror=stop,rerror=stop"), null);
+
+                Matcher ok = boot.okLine();
+                assertAll(
+                        () -> assertEquals(marker, ok.group(1), "the guest read the marker through NBD"),
+                        () -> assertEquals(hex, ok.group(2), "the guest's sha256 of /dev/vda is the image's digest"),
+                        () -> assertEquals(0, boot.exit(), "qemu powered off cleanly\n" + boot.console()));
+                Eventually.within(Duration.ofSeconds(30), "the lazy image is placed",
+                        () -> Shell.vimgfs(m.store, "ls").ok().out().lines().anyMatch(l -> l.startsWith("boot:lazy ")
+                                && l.contains(hex)));
+            }
+        } finally {
+            server.destroy();
+            server.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
     /** What one boot printed, and how qemu ended. */
     record Boot(String console, int exit, long millis) {
         Matcher okLine() {
