@@ -22,11 +22,11 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo", "registry", "stream")
+SYSTEMS = ("native", "bindfs", "vimgfs", "fuse", "metrics", "skopeo", "registry", "stream", "plain", "full")
 MEASURED = ("vimgfs", "fuse")  # the systems whose ratios and daemons the table reports
-REFS = ("native", "bindfs", "skopeo", "registry", "stream")
+REFS = ("native", "bindfs", "skopeo", "registry", "stream", "plain", "full")
 NAMES = {"fuse": "vimgfs data=fuse", "metrics": "with -o metrics=", "registry": "docker-registry",
-         "stream": "vimgfs one stream"}
+         "stream": "vimgfs one stream", "plain": "push --no-chunk-index", "full": "whole pull"}
 SHORT = {"fuse": "data=fuse", "metrics": "with metrics"}  # in ratio headers and target texts
 
 

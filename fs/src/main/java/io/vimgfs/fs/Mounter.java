@@ -28,6 +28,7 @@ import ru.serce.jnrfuse.utils.MountUtils;
  */
 public final class Mounter {
     private static final System.Logger LOG = System.getLogger(Mounter.class.getName());
+    private static final long LAZY_SCAN_MILLIS = 100;
     private static final long REFRESH_MILLIS = 500;
     /** How often the mount writes last uses (the store writes at most once a minute) and checks -o prune_at. */
     private static final long HOUSEKEEPING_SECONDS = 10;
@@ -241,7 +242,8 @@ public final class Mounter {
     private static Closeable serveNbd(ImageStore store, ScheduledExecutorService watcher) {
         try {
             LazyExports exports = LazyExports.start(store);
-            watcher.scheduleWithFixedDelay(exports::scan, REFRESH_MILLIS, REFRESH_MILLIS, TimeUnit.MILLISECONDS);
+            // a lazy pull waits for the mount to take it up: look often (one readdir of .vimgfs/)
+            watcher.scheduleWithFixedDelay(exports::scan, LAZY_SCAN_MILLIS, LAZY_SCAN_MILLIS, TimeUnit.MILLISECONDS);
             Metrics.process().watchLazy(exports::stats);
             LOG.log(System.Logger.Level.INFO, "serving the store's images over NBD at " + exports.server().socket());
             return exports;

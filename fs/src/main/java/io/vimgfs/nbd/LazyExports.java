@@ -151,6 +151,11 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
                 public void read(ByteBuffer into, long offset) throws IOException {
                     disk.read(into, offset);
                 }
+
+                @Override
+                public Optional<FileChannel> fileFor(long offset, int length) throws IOException {
+                    return Optional.of(disk.fileFor(offset, length));
+                }
             });
         }
         return store.image(digest).map(image -> storedExport(image.digest(), image.size()));

@@ -207,11 +207,16 @@ final class NbdConnection implements Closeable {
 
     private void serveRead(NbdExport export, long handle, long offset, int length) {
         try {
-            ByteBuffer data = ByteBuffer.allocateDirect(length);
+            Optional<java.nio.channels.FileChannel> file = Optional.empty();
+            ByteBuffer data = null;
             int error = 0;
             try {
-                export.read(data, offset);
-                data.flip();
+                file = export.fileFor(offset, length);
+                if (file.isEmpty()) {
+                    data = ByteBuffer.allocateDirect(length);
+                    export.read(data, offset);
+                    data.flip();
+                }
             } catch (IOException | RuntimeException e) {
                 LOG.log(System.Logger.Level.ERROR, "nbd: read of " + length + " bytes at " + offset + " failed: "
                         + e.getMessage());
@@ -220,14 +225,26 @@ final class NbdConnection implements Closeable {
             ByteBuffer head = ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(handle).flip();
             synchronized (replies) {
                 write(head);
-                if (error == 0) {
+                if (error == 0 && data != null) {
                     write(data);
+                } else if (error == 0) {
+                    send(file.get(), offset, length);
                 }
             }
         } catch (IOException e) {
-            close(); // the client is gone: nothing left to answer
+            close(); // the client is gone, or the file failed after the header went: QEMU reconnects and asks again
         } finally {
             inFlight.release();
+        }
+    }
+
+    private void send(java.nio.channels.FileChannel file, long offset, int length) throws IOException {
+        for (long sent = 0; sent < length; ) {
+            long n = file.transferTo(offset + sent, length - sent, channel);
+            if (n <= 0) {
+                throw new IOException("the disk's file ended at byte " + (offset + sent));
+            }
+            sent += n;
         }
     }
 

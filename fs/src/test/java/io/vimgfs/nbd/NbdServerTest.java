@@ -51,7 +51,25 @@ class NbdServerTest {
                 throw new IOException("chunk 0 hashes to sha256:aaaa, not sha256:bbbb");
             }
         };
-        Map<String, NbdExport> exports = Map.of("disk", file, "bad", failing);
+        FileChannel open = FileChannel.open(disk);
+        channels.add(open);
+        NbdExport sent = new NbdExport() { // answered from the file with sendfile, as a lazy disk is
+            @Override
+            public long size() {
+                return file.size();
+            }
+
+            @Override
+            public void read(ByteBuffer into, long offset) {
+                throw new AssertionError("a file export is sent, not read");
+            }
+
+            @Override
+            public Optional<FileChannel> fileFor(long offset, int length) {
+                return Optional.of(open);
+            }
+        };
+        Map<String, NbdExport> exports = Map.of("disk", file, "bad", failing, "sent", sent);
         server = NbdServer.start(dir.resolve("run/nbd.sock"), new NbdServer.Exports() {
             @Override
             public Optional<NbdExport> find(String name) {
@@ -65,9 +83,14 @@ class NbdServerTest {
         });
     }
 
+    private final List<FileChannel> channels = new java.util.ArrayList<>();
+
     @AfterEach
     void stop() throws IOException {
         server.close();
+        for (FileChannel channel : channels) {
+            channel.close();
+        }
     }
 
     @Test
@@ -78,7 +101,9 @@ class NbdServerTest {
         Result compare = run("qemu-img", "compare", "-f", "raw", "-F", "raw", uri("disk"), disk.toString());
         assertEquals(0, compare.status(), compare.text());
         assertTrue(compare.text().contains("Images are identical"), compare.text());
-        assertTrue(server.served() >= 2);
+        Result sent = run("qemu-img", "compare", "-f", "raw", "-F", "raw", uri("sent"), disk.toString());
+        assertTrue(sent.text().contains("Images are identical"), "sent from the file: " + sent.text());
+        assertTrue(server.served() >= 3);
     }
 
     @Test
@@ -114,7 +139,7 @@ class NbdServerTest {
         Result bad = run("qemu-io", "-r", "-f", "raw", "-c", "read 0 64k", uri("bad"));
         assertTrue(bad.text().contains("Input/output error"), bad.text());
         Result list = run("qemu-nbd", "--list", "-k", server.socket().toString());
-        assertTrue(list.text().contains("disk") && list.text().contains("bad"), list.text());
+        assertTrue(list.text().contains("disk") && list.text().contains("bad") && list.text().contains("sent"), list.text());
     }
 
     private String uri(String export) {

@@ -324,6 +324,14 @@ public final class PartialDownload implements Closeable {
         return upload.read(into, offset);
     }
 
+    /**
+     * A read-only channel of the staging file, for a reader that outlives the download: placing
+     * the file renames it, so the channel goes on reading the placed blob.
+     */
+    public FileChannel openForReading() throws IOException {
+        return FileChannel.open(upload.file(), StandardOpenOption.READ);
+    }
+
     /** The format probe over the staging file as it is now: for a download whose first ranges are done. */
     public io.vimgfs.store.format.ProbeResult probe() throws IOException {
         return io.vimgfs.store.format.FormatProbe.probe(upload.channel());

@@ -50,6 +50,8 @@ public final class LazyDisk implements Closeable {
     private static final ObjectMapper JSON = new ObjectMapper();
     static final int DEMAND_CHUNKS = 4;
     private static final int FILL_CHUNKS = 8;
+    /** Range GETs the background fill keeps in flight, as a ranged pull does. */
+    private static final int FILL_WORKERS = 4;
     /** The chunks fetched before anything is served: a qcow2 header and its first cluster of up to 2 MiB. */
     private static final int PROBED_CHUNKS = 2;
 
@@ -73,14 +75,18 @@ public final class LazyDisk implements Closeable {
     /** Taken to read; taken exclusively to swap the staging file for the placed blob. */
     private final ReentrantReadWriteLock placing = new ReentrantReadWriteLock();
     private volatile FileChannel placed;
+    /** The staging file, read-only: what {@link #fileFor} hands out before the disk is placed (the same inode after). */
+    private final FileChannel staged;
     private final AtomicLong onDemand = new AtomicLong();
     private final AtomicLong background = new AtomicLong();
     private final AtomicLong failures = new AtomicLong();
     private final AtomicInteger cursor = new AtomicInteger();
+    /** Fetches a reader waits for: while there are any, the fill starts no new range (the link is theirs). */
+    private final AtomicInteger demanded = new AtomicInteger();
     private volatile boolean closed;
 
     private LazyDisk(ImageStore store, LazyPulls.Pull pull, RegistryClient client, String repository, String display,
-            ChunkIndex index, PartialDownload partial) {
+            ChunkIndex index, PartialDownload partial, FileChannel staged) {
         this.store = store;
         this.pull = pull;
         this.client = client;
@@ -89,6 +95,7 @@ public final class LazyDisk implements Closeable {
         this.index = index;
         this.partial = partial;
         this.count = partial.rangeCount();
+        this.staged = staged;
     }
 
     /**
@@ -101,7 +108,14 @@ public final class LazyDisk implements Closeable {
         ChunkIndex index = ChunkIndex.parse(pull.chunks(), pull.size());
         Digest named = Digest.of(sha256(pull.chunks(), 0, pull.chunks().length));
         PartialDownload partial = store.resumeDownload(pull.layer(), pull.size(), ChunkIndex.CHUNK_BYTES);
-        LazyDisk disk = new LazyDisk(store, pull, client, repository, display, index, partial);
+        FileChannel staged;
+        try {
+            staged = partial.openForReading();
+        } catch (IOException | RuntimeException e) {
+            partial.close();
+            throw e;
+        }
+        LazyDisk disk = new LazyDisk(store, pull, client, repository, display, index, partial, staged);
         try {
             partial.hashAtCompletion();
             BitSet zeros = new BitSet();
@@ -112,6 +126,7 @@ public final class LazyDisk implements Closeable {
             disk.checkFormat(named);
             return disk;
         } catch (IOException | RuntimeException e) {
+            staged.close();
             partial.close();
             throw e;
         }
@@ -155,6 +170,26 @@ public final class LazyDisk implements Closeable {
         }
     }
 
+    /**
+     * The file holding bytes {@code offset..offset+length} once each is verified (fetched now if
+     * missing): the placed blob, or the staging file, whose zero chunks are holes never written.
+     * Both are the same inode (placing renames it), so a channel handed out stays right.
+     */
+    public FileChannel fileFor(long offset, int length) throws IOException {
+        placing.readLock().lock();
+        try {
+            if (placed == null) {
+                for (long c = offset / ChunkIndex.CHUNK_BYTES; c * ChunkIndex.CHUNK_BYTES < offset + length; c++) {
+                    ensure((int) c, DEMAND_CHUNKS, onDemand);
+                }
+                return staged;
+            }
+            return placed;
+        } finally {
+            placing.readLock().unlock();
+        }
+    }
+
     /** Zero chunks come from memory: their bytes in the staging file were never written or checked. */
     private int readStaged(ByteBuffer into, long at) throws IOException {
         int chunk = (int) (at / ChunkIndex.CHUNK_BYTES);
@@ -176,11 +211,57 @@ public final class LazyDisk implements Closeable {
      * fetch that fails is thrown (the chunks done stay done for the next call).
      */
     public void fill() throws IOException {
-        for (int c = cursor.get(); c < count && !closed; c = cursor.incrementAndGet()) {
-            ensure(c, FILL_CHUNKS, background);
+        cursor.set(0); // a fill tried again looks at every chunk again; those done are skipped at once
+        java.util.concurrent.ExecutorService workers = java.util.concurrent.Executors.newFixedThreadPool(FILL_WORKERS, r -> {
+            Thread t = new Thread(r, "vimgfs-lazy-fetch");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            List<java.util.concurrent.Future<Void>> running = new ArrayList<>();
+            for (int w = 0; w < FILL_WORKERS; w++) {
+                running.add(workers.submit(this::fillGroups));
+            }
+            for (java.util.concurrent.Future<Void> f : running) {
+                try {
+                    f.get();
+                } catch (java.util.concurrent.ExecutionException e) {
+                    if (e.getCause() instanceof IOException io) {
+                        throw io;
+                    }
+                    throw new IOException(e.getCause());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new java.io.InterruptedIOException("interrupted");
+                }
+            }
+        } finally {
+            workers.shutdownNow();
         }
         if (!closed) {
             place();
+        }
+    }
+
+    /** One fill worker: takes the next group of chunks in order, until none is left or a fetch fails. */
+    private Void fillGroups() throws IOException {
+        for (int c = cursor.getAndAdd(FILL_CHUNKS); c < count && !closed; c = cursor.getAndAdd(FILL_CHUNKS)) {
+            for (int i = c; i < Math.min(count, c + FILL_CHUNKS) && !closed; i++) {
+                yieldToReaders();
+                ensure(i, c + FILL_CHUNKS - i, background);
+            }
+        }
+        return null;
+    }
+
+    private void yieldToReaders() throws IOException {
+        while (demanded.get() > 0 && !closed) {
+            try {
+                Thread.sleep(2);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted");
+            }
         }
     }
 
@@ -203,7 +284,17 @@ public final class LazyDisk implements Closeable {
                         && !index.isZero(next) && fetching.putIfAbsent(next, mine) == null; next++) {
                     claimed.add(next);
                 }
-                fetch(c, claimed.size(), counter);
+                boolean demand = counter == onDemand;
+                if (demand) {
+                    demanded.incrementAndGet();
+                }
+                try {
+                    fetch(c, claimed.size(), counter);
+                } finally {
+                    if (demand) {
+                        demanded.decrementAndGet();
+                    }
+                }
                 mine.complete(null);
             } catch (IOException | RuntimeException e) {
                 mine.completeExceptionally(e);
@@ -361,6 +452,7 @@ public final class LazyDisk implements Closeable {
         closed = true;
         placing.writeLock().lock();
         try {
+            staged.close();
             if (placed != null) {
                 placed.close();
             } else {
