@@ -107,6 +107,9 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
                     CredentialLookup.forProcess(Optional.empty(), Optional.empty()));
             disks.put(pull.layer(), LazyDisk.open(store, pull, client, source.repository(), pull.source()));
             LOG.log(System.Logger.Level.INFO, "serving the lazy pull of " + pull.name() + " (" + pull.layer() + ") over NBD");
+        } catch (io.vimgfs.store.ImageRejectedException | io.vimgfs.store.DigestMismatchException e) {
+            retryAt.put(pull.layer(), Instant.MAX); // what it fetched is not what its manifest says: never served
+            LOG.log(System.Logger.Level.ERROR, "the lazy pull of " + pull.name() + " is refused: " + e.getMessage());
         } catch (IOException | RuntimeException e) {
             retryAt.put(pull.layer(), clock.instant().plus(RETRY_AFTER));
             LOG.log(System.Logger.Level.WARNING, "cannot open the lazy pull of " + pull.name() + ": " + e.getMessage());
@@ -118,6 +121,11 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
             disk.fill();
             retryAt.remove(layer);
         } catch (IOException | RuntimeException e) {
+            if (disk.refusal().isPresent()) {
+                retryAt.put(layer, Instant.MAX); // the whole disk is not what the manifest says: never placed
+                LOG.log(System.Logger.Level.ERROR, "the lazy pull of " + layer + " is refused: " + disk.refusal().get());
+                return;
+            }
             retryAt.put(layer, clock.instant().plus(RETRY_AFTER));
             LOG.log(System.Logger.Level.WARNING, "the lazy pull of " + layer + " stopped (tried again in "
                     + RETRY_AFTER.toSeconds() + " s): " + e.getMessage());

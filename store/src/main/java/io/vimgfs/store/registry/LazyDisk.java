@@ -84,6 +84,8 @@ public final class LazyDisk implements Closeable {
     /** Fetches a reader waits for: while there are any, the fill starts no new range (the link is theirs). */
     private final AtomicInteger demanded = new AtomicInteger();
     private volatile boolean closed;
+    /** Why the whole disk was refused at placement (its digest), if it was: nothing will place it. */
+    private volatile String refused;
 
     private LazyDisk(ImageStore store, LazyPulls.Pull pull, RegistryClient client, String repository, String display,
             ChunkIndex index, PartialDownload partial, FileChannel staged) {
@@ -210,7 +212,15 @@ public final class LazyDisk implements Closeable {
      * Fetches every chunk not here yet, in order, then places the disk. Returns once placed; a
      * fetch that fails is thrown (the chunks done stay done for the next call).
      */
+    /** Why the disk was refused when it was whole, if it was: a fill will not place it. */
+    public Optional<String> refusal() {
+        return Optional.ofNullable(refused);
+    }
+
     public void fill() throws IOException {
+        if (refused != null) {
+            throw new IOException(refused);
+        }
         cursor.set(0); // a fill tried again looks at every chunk again; those done are skipped at once
         java.util.concurrent.ExecutorService workers = java.util.concurrent.Executors.newFixedThreadPool(FILL_WORKERS, r -> {
             Thread t = new Thread(r, "vimgfs-lazy-fetch");
@@ -421,9 +431,10 @@ public final class LazyDisk implements Closeable {
                             new Reference(pull.name(), Optional.empty()));
                 } catch (DigestMismatchException e) {
                     failures.incrementAndGet();
-                    throw new IOException(display + ": the whole disk hashes to " + e.actual() + ", not " + pull.layer()
+                    refused = display + ": the whole disk hashes to " + e.actual() + ", not " + pull.layer()
                             + ", though every chunk matched its index: the index does not describe the disk; nothing"
-                            + " was placed", e);
+                            + " was placed";
+                    throw new IOException(refused, e);
                 } finally {
                     partial.discard();
                 }
