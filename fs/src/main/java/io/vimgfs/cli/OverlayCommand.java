@@ -9,7 +9,7 @@ import io.vimgfs.store.ImagePaths;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.InvalidNameException;
 import io.vimgfs.store.LazyPulls;
-import io.vimgfs.store.registry.LazyDisk;
+import io.vimgfs.store.registry.LazyManifest;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -73,7 +73,7 @@ final class OverlayCommand implements Callable<Integer> {
             String described;
             if (lazy.isPresent() && store.image(lazy.get().layer()).isEmpty() || nbd) {
                 String export = lazy.isPresent() ? lazy.get().layer().toString() : store.resolve(reference).digest().toString();
-                format = lazy.isPresent() ? LazyDisk.formatOf(lazy.get()) : store.resolve(reference).format();
+                format = lazy.isPresent() ? LazyManifest.formatOf(lazy.get()) : store.resolve(reference).format();
                 Path socket = LazyExports.socketOf(store.root());
                 if (!NbdClient.serves(socket, export)) {
                     throw new IOException("no mount of this store serves " + export + " over NBD at " + socket

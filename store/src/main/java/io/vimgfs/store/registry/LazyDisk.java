@@ -1,19 +1,15 @@
 package io.vimgfs.store.registry;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.vimgfs.store.ChunkIndex;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.DigestMismatchException;
 import io.vimgfs.store.ImageFormat;
-import io.vimgfs.store.ImageRejectedException;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.LazyPulls;
 import io.vimgfs.store.PartialDownload;
 import io.vimgfs.store.Reference;
 import io.vimgfs.store.StoreDamagedException;
 import io.vimgfs.store.Upload;
-import io.vimgfs.store.format.ProbeResult;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
@@ -47,7 +43,6 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 public final class LazyDisk implements Closeable {
     private static final System.Logger LOG = System.getLogger(LazyDisk.class.getName());
-    private static final ObjectMapper JSON = new ObjectMapper();
     static final int DEMAND_CHUNKS = 4;
     private static final int FILL_CHUNKS = 8;
     /** Range GETs the background fill keeps in flight, as a ranged pull does. */
@@ -361,60 +356,16 @@ public final class LazyDisk implements Closeable {
 
     /** The first chunks, fetched and verified, probed as a placement would; the manifest must describe them. */
     private void checkFormat(Digest named) throws IOException {
-        if (!named.equals(chunkDigestInManifest())) {
-            throw new DigestMismatchException(chunkDigestInManifest(), named);
-        }
-        JsonNode config = JSON.readTree(pull.config());
-        if (!config.path("backing").asText("").isEmpty()) {
-            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING, display + " is an overlay"
-                    + " (backing " + config.path("backing").asText() + "): pull it, and its base, without --lazy");
-        }
+        LazyManifest.checkBeforeFetching(pull, named, display);
         for (int c = 0; c < Math.min(PROBED_CHUNKS, count); c++) {
             ensure(c, PROBED_CHUNKS, onDemand);
         }
-        ProbeResult probe = partial.probe();
-        ImageFormat format = format();
-        if (probe.format() != format || probe.virtualSize() != config.path("virtualSize").asLong()) {
-            throw new ImageRejectedException(ImageRejectedException.Reason.CORRUPT, "the manifest says " + format
-                    + " of virtual size " + config.path("virtualSize").asLong() + ", but the disk is " + probe.format()
-                    + " of virtual size " + probe.virtualSize());
-        }
-        if (probe.backingFile().isPresent()) {
-            throw new ImageRejectedException(ImageRejectedException.Reason.FORBIDDEN_BACKING, "the disk names backing"
-                    + " file '" + probe.backingFile().get() + "': pull it without --lazy");
-        }
+        LazyManifest.checkProbe(pull, partial.probe());
     }
 
     /** The format the manifest gives the disk layer: what QEMU is told to open it as. */
     public ImageFormat format() throws StoreDamagedException {
-        return formatOf(pull);
-    }
-
-    /** The format a lazy pull's manifest gives its disk layer. */
-    public static ImageFormat formatOf(LazyPulls.Pull pull) throws StoreDamagedException {
-        try {
-            for (JsonNode layer : JSON.readTree(pull.manifest()).path("layers")) {
-                if (ImageFormat.isDiskMediaType(layer.path("mediaType").asText())) {
-                    return ImageFormat.ofMediaType(layer.path("mediaType").asText());
-                }
-            }
-        } catch (IOException | IllegalArgumentException e) {
-            throw new StoreDamagedException("the lazy pull of " + pull.layer() + " has a bad manifest: " + e.getMessage(), e);
-        }
-        throw new StoreDamagedException("the lazy pull of " + pull.layer() + " has no disk layer");
-    }
-
-    private Digest chunkDigestInManifest() throws IOException {
-        for (JsonNode layer : JSON.readTree(pull.manifest()).path("layers")) {
-            if (ChunkIndex.MEDIA_TYPE.equals(layer.path("mediaType").asText())) {
-                try {
-                    return Digest.parse(layer.path("digest").asText());
-                } catch (io.vimgfs.store.InvalidNameException e) {
-                    throw new StoreDamagedException("the manifest's chunk index digest: " + e.getMessage(), e);
-                }
-            }
-        }
-        throw new StoreDamagedException("the manifest of " + pull.layer() + " has no chunk index");
+        return LazyManifest.formatOf(pull);
     }
 
     /** Places the whole disk (its full digest checked) under the pull's name, then reads from the blob. */
