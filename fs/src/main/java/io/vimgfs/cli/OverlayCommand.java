@@ -67,13 +67,13 @@ final class OverlayCommand implements Callable<Integer> {
                     + " another file");
         }
         try (ImageStore store = main.openStore()) {
-            Optional<LazyPulls.Pull> lazy = lazyPull(store);
+            Optional<LazyPulls.Pull> lazy = lazyPull(store).filter(p -> store.image(p.layer()).isEmpty());
+            Optional<ImageInfo> stored = lazy.isPresent() ? Optional.empty() : Optional.of(store.resolve(reference));
             String backing;
-            ImageFormat format;
+            ImageFormat format = lazy.isPresent() ? LazyManifest.formatOf(lazy.get()) : stored.get().format();
             String described;
-            if (lazy.isPresent() && store.image(lazy.get().layer()).isEmpty() || nbd) {
-                String export = lazy.isPresent() ? lazy.get().layer().toString() : store.resolve(reference).digest().toString();
-                format = lazy.isPresent() ? LazyManifest.formatOf(lazy.get()) : store.resolve(reference).format();
+            if (lazy.isPresent() || nbd) {
+                String export = (lazy.isPresent() ? lazy.get().layer() : stored.get().digest()).toString();
                 Path socket = LazyExports.socketOf(store.root());
                 if (!NbdClient.serves(socket, export)) {
                     throw new IOException("no mount of this store serves " + export + " over NBD at " + socket
@@ -82,10 +82,8 @@ final class OverlayCommand implements Callable<Integer> {
                 backing = nbdBacking(format, socket, export);
                 described = export + " over NBD at " + socket + ", reconnect-delay " + reconnectDelay + " s";
             } else {
-                ImageInfo image = store.resolve(reference);
-                format = image.format();
-                backing = pathOf(store, image).toString();
-                described = image.digest() + " at " + backing;
+                backing = pathOf(store, stored.get()).toString();
+                described = stored.get().digest() + " at " + backing;
             }
             create(backing, format);
             spec.commandLine().getOut().printf("%s: qcow2 overlay on %s (%s)%n", out, reference, described);

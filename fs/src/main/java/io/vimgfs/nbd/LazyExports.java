@@ -85,9 +85,13 @@ public final class LazyExports implements NbdServer.Exports, Closeable {
 
     private void openRecorded() {
         try {
-            for (LazyPulls.Pull pull : store.directory().lazyPulls().list()) {
-                if (!disks.containsKey(pull.layer()) && due(pull.layer())) {
-                    open(pull);
+            LazyPulls pulls = store.directory().lazyPulls();
+            for (Digest layer : pulls.layers()) { // names only: a record (its index) is read once, to open it
+                if (!disks.containsKey(layer) && due(layer)) {
+                    Optional<LazyPulls.Pull> pull = pulls.find(layer);
+                    if (pull.isPresent()) {
+                        open(pull.get());
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {

@@ -363,6 +363,14 @@ class RegistryTest {
                 assertEquals(hex, Shell.sha256(m.path("tags/vm/lazy/1")));
                 assertTrue(Shell.run("qemu-img", "compare", "-F", "raw", overlay.toString(), disk.toString()).ok().out()
                         .contains("Images are identical"), "the overlay reads on from the placed blob");
+                assertTrue(Shell.vimgfs(store, "overlay", "vm/lazy:1", overlay.toString()).failed().err()
+                        .contains("exists; remove it or choose another file"));
+                Path byPath = dir.resolve("by-path.qcow2");
+                String placedOverlay = Shell.vimgfs(store, "overlay", "vm/lazy:1", byPath.toString()).ok().out();
+                assertTrue(placedOverlay.contains(" at " + m.at("by-digest/sha256/" + hex)), "a placed image by path: "
+                        + placedOverlay);
+                assertTrue(Shell.run("qemu-img", "compare", "-F", "raw", byPath.toString(), disk.toString()).ok().out()
+                        .contains("Images are identical"));
 
                 Shell.vimgfs(store, "pull", "--lazy", "--tls-verify=false", "docker://" + through + "/vm/bad:1", "vm/bad:1").ok();
                 Path badOverlay = dir.resolve("bad.qcow2");

@@ -82,6 +82,24 @@ public final class LazyPulls {
         return pulls;
     }
 
+    /** The disks with a recorded pull, from the file names alone (a scan that reads no record). */
+    public List<Digest> layers() throws IOException {
+        List<Digest> layers = new ArrayList<>();
+        if (!Files.isDirectory(workDir)) {
+            return layers;
+        }
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(workDir, PREFIX + "sha256-*" + SUFFIX)) {
+            for (Path file : files) {
+                String name = file.getFileName().toString();
+                String hex = name.substring((PREFIX + "sha256-").length(), name.length() - SUFFIX.length());
+                if (Digest.isHex64(hex)) {
+                    layers.add(new Digest(hex));
+                }
+            }
+        }
+        return layers;
+    }
+
     public Optional<Pull> find(Digest layer) throws IOException {
         try {
             return Optional.of(read(file(layer)));

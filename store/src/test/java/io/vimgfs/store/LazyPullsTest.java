@@ -44,6 +44,8 @@ class LazyPullsTest {
             Files.writeString(dir.resolve("store/.vimgfs/lazy-sha256-" + "0".repeat(64) + ".json"), "{torn");
 
             assertEquals(2, pulls.list().size(), "an unreadable record is skipped");
+            assertEquals(3, pulls.layers().size(), "listed by file name, read or not");
+            assertTrue(pulls.layers().contains(one.layer()));
             LazyPulls.Pull back = pulls.find(one.layer()).orElseThrow();
             assertEquals(one.source(), back.source());
             assertEquals(one.name(), back.name());

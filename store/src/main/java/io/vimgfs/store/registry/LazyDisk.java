@@ -3,12 +3,10 @@ package io.vimgfs.store.registry;
 import io.vimgfs.store.ChunkIndex;
 import io.vimgfs.store.Digest;
 import io.vimgfs.store.DigestMismatchException;
-import io.vimgfs.store.ImageFormat;
 import io.vimgfs.store.ImageStore;
 import io.vimgfs.store.LazyPulls;
 import io.vimgfs.store.PartialDownload;
 import io.vimgfs.store.Reference;
-import io.vimgfs.store.StoreDamagedException;
 import io.vimgfs.store.Upload;
 import java.io.Closeable;
 import java.io.IOException;
@@ -151,9 +149,7 @@ public final class LazyDisk implements Closeable {
         placing.readLock().lock();
         try {
             if (placed == null) {
-                for (long c = offset / ChunkIndex.CHUNK_BYTES; c * ChunkIndex.CHUNK_BYTES < end; c++) {
-                    ensure((int) c, DEMAND_CHUNKS, onDemand);
-                }
+                ensureRange(offset, end);
             }
             while (into.hasRemaining()) {
                 long at = offset + (end - offset - into.remaining());
@@ -176,14 +172,19 @@ public final class LazyDisk implements Closeable {
         placing.readLock().lock();
         try {
             if (placed == null) {
-                for (long c = offset / ChunkIndex.CHUNK_BYTES; c * ChunkIndex.CHUNK_BYTES < offset + length; c++) {
-                    ensure((int) c, DEMAND_CHUNKS, onDemand);
-                }
+                ensureRange(offset, offset + length);
                 return staged;
             }
             return placed;
         } finally {
             placing.readLock().unlock();
+        }
+    }
+
+    /** Makes the chunks of bytes {@code from..to} here, for a reader waiting on them. */
+    private void ensureRange(long from, long to) throws IOException {
+        for (long c = from / ChunkIndex.CHUNK_BYTES; c * ChunkIndex.CHUNK_BYTES < to; c++) {
+            ensure((int) c, DEMAND_CHUNKS, onDemand);
         }
     }
 
@@ -203,15 +204,15 @@ public final class LazyDisk implements Closeable {
         return n;
     }
 
-    /**
-     * Fetches every chunk not here yet, in order, then places the disk. Returns once placed; a
-     * fetch that fails is thrown (the chunks done stay done for the next call).
-     */
-    /** Why the disk was refused when it was whole, if it was: a fill will not place it. */
+    /** Why the disk could not be placed when it was whole, if so: a fill will not place it. */
     public Optional<String> refusal() {
         return Optional.ofNullable(refused);
     }
 
+    /**
+     * Fetches every chunk not here yet, in order, then places the disk. Returns once placed; a
+     * fetch that fails is thrown (the chunks done stay done for the next call).
+     */
     public void fill() throws IOException {
         if (refused != null) {
             throw new IOException(refused);
@@ -363,11 +364,6 @@ public final class LazyDisk implements Closeable {
         LazyManifest.checkProbe(pull, partial.probe());
     }
 
-    /** The format the manifest gives the disk layer: what QEMU is told to open it as. */
-    public ImageFormat format() throws StoreDamagedException {
-        return LazyManifest.formatOf(pull);
-    }
-
     /** Places the whole disk (its full digest checked) under the pull's name, then reads from the blob. */
     private void place() throws IOException {
         placing.writeLock().lock();
@@ -385,7 +381,12 @@ public final class LazyDisk implements Closeable {
                     refused = display + ": the whole disk hashes to " + e.actual() + ", not " + pull.layer()
                             + ", though every chunk matched its index: the index does not describe the disk; nothing"
                             + " was placed";
+                    store.directory().lazyPulls().remove(pull.layer()); // a rerun would fetch the same lie
                     throw new IOException(refused, e);
+                } catch (IOException | RuntimeException e) {
+                    // placing consumed the staging file: a later fill has nothing to place (the next mount starts over)
+                    refused = display + ": placing the whole disk failed: " + e.getMessage();
+                    throw e;
                 } finally {
                     partial.discard();
                 }
